@@ -1,0 +1,3 @@
+"""nmt: LSTM encoder-decoder neural machine translation with additive attention."""
+
+__version__ = "0.1.0"
