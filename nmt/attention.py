@@ -1,0 +1,39 @@
+"""Bahdanau (additive) attention over the encoder's annotations."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class AdditiveAttention(nn.Module):
+    """e_tj = v^T tanh(W q_t + U h_j); alpha_t = softmax over real positions; c_t = sum alpha h.
+
+    U h_j does not depend on the decoder step, so callers compute it once per
+    sentence with `project_keys` and pass it to every `forward` call.
+    """
+
+    def __init__(self, key_size: int, query_size: int, hidden_size: int):
+        super().__init__()
+        self.key_projection = nn.Linear(key_size, hidden_size, bias=False)
+        self.query_projection = nn.Linear(query_size, hidden_size)
+        self.energy = nn.Linear(hidden_size, 1, bias=False)
+
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
+        """batch x src_len x key_size -> batch x src_len x hidden_size."""
+        return self.key_projection(keys)
+
+    def forward(self, query: torch.Tensor, projected_keys: torch.Tensor,
+                values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attend from `query` (batch x query_size) over the source.
+
+        `mask` is batch x src_len, True at real tokens. Returns the context
+        (batch x value_size) and the weights (batch x src_len), which are exactly
+        zero at padding.
+        """
+        query = self.query_projection(query).unsqueeze(1)  # batch x 1 x hidden
+        scores = self.energy(torch.tanh(projected_keys + query)).squeeze(2)  # batch x src_len
+        scores = scores.masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=1)
+        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # batch x value_size
+        return context, weights

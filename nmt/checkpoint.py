@@ -1,0 +1,81 @@
+"""Checkpoints: everything `translate` needs, in one file of plain data and tensors.
+
+A checkpoint holds the format version, the whole config, the model weights,
+the serialized SentencePiece model(s) and, for resuming, the training state.
+It is written atomically and loaded with ``weights_only=True``, so loading never
+runs code from the file.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from nmt import __version__
+from nmt.config import Config, config_from_dict
+from nmt.errors import NmtError
+from nmt.model import Seq2Seq
+from nmt.textio import atomic_write
+from nmt.vocabulary import Vocabulary
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    config: Config
+    model_state: dict[str, torch.Tensor]
+    src_vocab: Vocabulary
+    tgt_vocab: Vocabulary
+    training_state: Optional[dict[str, Any]] = None
+
+    def build_model(self, device: torch.device | str = "cpu") -> Seq2Seq:
+        """The model with its weights, in eval mode."""
+        model = Seq2Seq(self.config.model, len(self.src_vocab), len(self.tgt_vocab))
+        model.load_state_dict(self.model_state)
+        return model.to(device).eval()
+
+
+def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "nmt_version": __version__,
+        "config": checkpoint.config.to_dict(),
+        "model": checkpoint.model_state,
+        "src_spm": checkpoint.src_vocab.model_proto,
+        "tgt_spm": checkpoint.tgt_vocab.model_proto,
+        "training": checkpoint.training_state,
+    }
+    with atomic_write(path, "wb") as stream:
+        torch.save(payload, stream)
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load and check a checkpoint; every failure is an `NmtError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise NmtError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise NmtError(f"{path}: refused to load: the file holds objects other than plain "
+                       f"data and tensors ({first_line})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise NmtError(f"{path}: not a readable checkpoint (truncated or damaged?): "
+                       f"{str(error).splitlines()[0] if str(error) else type(error).__name__}"
+                       ) from None
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise NmtError(f"{path}: not an nmt checkpoint")
+    version = payload["format_version"]
+    if version != FORMAT_VERSION:
+        raise NmtError(f"{path}: checkpoint format {version} is not supported by nmt "
+                       f"{__version__} (it reads format {FORMAT_VERSION})")
+    config = config_from_dict(payload["config"], source=f"{path} (stored config)")
+    return Checkpoint(config, payload["model"], Vocabulary(payload["src_spm"]),
+                      Vocabulary(payload["tgt_spm"]), payload.get("training"))

@@ -1,0 +1,186 @@
+"""The `nmt` command: preprocess, train, translate, score, download.
+
+This is the only place that parses arguments and turns errors into messages:
+an `NmtError` (or an OS error such as a full disk) prints one line and exits
+with status 1. Subcommands import their modules when they run, so that
+`nmt score` and `nmt --help` answer without loading PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Optional, Sequence
+
+from nmt import __version__
+from nmt.download import add_download_arguments, run_download
+from nmt.errors import NmtError
+
+log = logging.getLogger("nmt")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(message)s" if args.command != "train"
+                        else "%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.run(args)
+    except NmtError as error:
+        print(f"nmt {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"nmt {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"nmt {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nmt", description="LSTM encoder-decoder neural machine translation with "
+        "additive attention: preprocess a parallel corpus, train, translate, score.")
+    parser.add_argument("--version", action="version", version=f"nmt {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("preprocess", help="normalise, filter, train SentencePiece, encode",
+                            description="Turn the raw parallel text named in CONFIG's data "
+                            "section into SentencePiece model(s) and binary token ids in "
+                            "data.prepared_dir.")
+    p.add_argument("config", help="YAML experiment config")
+    p.add_argument("--replace-invalid", action="store_true",
+                   help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
+    p.set_defaults(run=_run_preprocess)
+
+    p = commands.add_parser("train", help="train a model",
+                            description="Train the model of CONFIG on its prepared data; "
+                            "writes last.pt, best.pt, train.log and metrics.jsonl to "
+                            "training.output_dir.")
+    p.add_argument("config", help="YAML experiment config")
+    p.add_argument("--device", help="override training.device (auto, cpu, cuda, cuda:N)")
+    p.add_argument("--max-minutes", type=float, help="override training.max_minutes")
+    p.add_argument("--max-steps", type=int, help="override training.max_steps")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train into an output_dir that already holds a model, replacing it")
+    p.set_defaults(run=_run_train)
+
+    p = commands.add_parser("translate", help="translate text with a trained model",
+                            description="Translate raw text, one sentence per line; every "
+                            "input line gives exactly one output line, in order.")
+    p.add_argument("--checkpoint", "-c", required=True, help="checkpoint file (best.pt or last.pt)")
+    p.add_argument("-i", "--input", help="input file, plain or .gz (default: stdin)")
+    p.add_argument("-o", "--output", help="output file, written atomically (default: stdout)")
+    p.add_argument("--beam", "-k", type=int, help="beam size; 1 = greedy "
+                   "(default: the checkpoint config's decoding.beam_size)")
+    p.add_argument("--batch-size", type=int, help="sentences per batch (default: from config)")
+    p.add_argument("--alpha", type=float,
+                   help="GNMT length penalty alpha (default: decoding.length_penalty)")
+    p.add_argument("--max-length-ratio", type=float,
+                   help="output length limit: ratio * input pieces + 10")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--replace-invalid", action="store_true",
+                   help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
+    p.set_defaults(run=_run_translate)
+
+    p = commands.add_parser("score", help="corpus BLEU, chrF and TER with sacreBLEU",
+                            description="Score detokenised hypotheses against references "
+                            "with sacreBLEU and print each score with its signature.")
+    p.add_argument("--ref", "-r", required=True, help="reference file, one sentence per line")
+    p.add_argument("--hyp", help="hypothesis file (default: stdin)")
+    p.add_argument("--metrics", default="bleu,chrf,ter",
+                   help="comma-separated subset of bleu,chrf,ter (default: all three)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(run=_run_score)
+
+    p = commands.add_parser("download", help="fetch a public corpus (Multi30k)",
+                            description="Download Multi30k and verify its line counts.")
+    add_download_arguments(p)
+    p.set_defaults(run=run_download)
+    return parser
+
+
+def _run_preprocess(args: argparse.Namespace) -> int:
+    from nmt.config import load_config
+    from nmt.preprocess import preprocess
+
+    stats = preprocess(load_config(args.config), replace_invalid=args.replace_invalid)
+    train = stats["train"]
+    drops = ", ".join(f"{reason} {n}" for reason, n in sorted(stats["drops"].items())) or "none"
+    log.info("train: %d pairs read, %d kept (dropped: %s); %d source / %d target pieces",
+             train["read"], train["pairs"], drops, train["src_tokens"], train["tgt_tokens"])
+    for split in ("dev", "test"):
+        if split in stats:
+            log.info("%s: %d pairs", split, stats[split]["pairs"])
+    log.info("done in %.1f s (%.0f train pairs/s)", stats["seconds"],
+             stats["train_pairs_per_second"])
+    return 0
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from nmt.config import load_config
+    from nmt.training import Trainer
+
+    config = load_config(args.config)
+    if args.device:
+        config.training.device = args.device
+    if args.max_minutes is not None:
+        config.training.max_minutes = args.max_minutes
+    if args.max_steps is not None:
+        config.training.max_steps = args.max_steps
+    for key, problem in config.training.check():
+        raise NmtError(f"training.{key}: {problem}")
+    validation = Trainer(config, overwrite=args.overwrite).run()
+    bleu = "-" if validation.bleu is None else f"{validation.bleu:.2f}"
+    log.info("final dev perplexity %.2f, dev BLEU %s; checkpoints in %s",
+             validation.perplexity, bleu, config.training.output_dir)
+    return 0
+
+
+def _run_translate(args: argparse.Namespace) -> int:
+    from nmt.checkpoint import load_checkpoint
+    from nmt.device import resolve_device
+    from nmt.translation import TranslateOptions, Translator, translate_file
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    decoding = checkpoint.config.decoding
+    options = TranslateOptions(
+        beam_size=decoding.beam_size if args.beam is None else args.beam,
+        length_penalty=decoding.length_penalty if args.alpha is None else args.alpha,
+        max_length_ratio=(decoding.max_length_ratio if args.max_length_ratio is None
+                          else args.max_length_ratio),
+        batch_size=decoding.batch_size if args.batch_size is None else args.batch_size,
+        device=resolve_device(args.device))
+    if options.beam_size < 1 or options.batch_size < 1 or options.max_length_ratio <= 0:
+        raise NmtError("--beam and --batch-size must be at least 1, --max-length-ratio > 0")
+    translate_file(Translator(checkpoint, options), args.input, args.output,
+                   args.replace_invalid)
+    return 0
+
+
+def _run_score(args: argparse.Namespace) -> int:
+    from nmt.scoring import corpus_scores
+    from nmt.textio import read_lines
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in ("bleu", "chrf", "ter")]
+    if unknown or not metrics:
+        raise NmtError(f"--metrics: unknown metric {', '.join(unknown) or '(none)'}; "
+                       "choose from bleu, chrf, ter")
+    references = list(read_lines(args.ref))
+    hypotheses = list(read_lines(args.hyp or "-"))
+    if len(hypotheses) != len(references):
+        raise NmtError(f"{args.hyp or 'stdin'} has {len(hypotheses)} lines but {args.ref} has "
+                       f"{len(references)}; hypotheses and references must match line for line")
+    scores = corpus_scores(hypotheses, references, metrics)
+    if args.json:
+        print(json.dumps([vars(s) for s in scores], indent=1))
+    else:
+        for s in scores:
+            print(f"{s.detail}\n  signature: {s.signature}")
+    return 0

@@ -1,0 +1,261 @@
+"""Typed configuration: parsed once from YAML into dataclasses and validated there.
+
+Everything below the CLI takes these objects, never raw dicts. An unknown key, a
+value of the wrong type or a value out of range is an `NmtError` naming the key,
+e.g. ``config.yaml: model.dropout: expected a number in [0, 1), got 1.5``.
+Relative paths are taken from the current working directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from nmt.errors import NmtError
+
+
+@dataclass
+class DataConfig:
+    """Where the raw corpus is and where `preprocess` writes what training reads.
+
+    A split is a file prefix: ``train`` with ``src_lang: de`` reads ``train.de``
+    or ``train.de.gz``.
+    """
+
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    train: str = ""
+    dev: str = ""
+    test: Optional[str] = None
+    prepared_dir: str = "prepared"
+    max_length: int = 100  # pieces per side, longer pairs are dropped from train
+    max_length_ratio: float = 3.0  # longer/shorter side in pieces, train only
+    lowercase: bool = False
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if not self.train:
+            problems.append(("train", "a file prefix is required"))
+        if not self.dev:
+            problems.append(("dev", "a file prefix is required"))
+        if self.src_lang == self.tgt_lang:
+            problems.append(("tgt_lang", "must differ from src_lang"))
+        if self.max_length < 1:
+            problems.append(("max_length", "must be at least 1"))
+        if self.max_length_ratio < 1.0:
+            problems.append(("max_length_ratio", "must be at least 1.0"))
+        return problems
+
+
+@dataclass
+class SentencePieceConfig:
+    """Subword model settings (passed to SentencePiece's trainer)."""
+
+    joint: bool = True
+    vocab_size: int = 8000
+    model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"
+    character_coverage: float = 1.0
+    input_sentence_size: int = 2_000_000  # sentences sampled to train it; bounds memory
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.vocab_size < 8:
+            problems.append(("vocab_size", "must be at least 8"))
+        if not 0.9 <= self.character_coverage <= 1.0:
+            problems.append(("character_coverage", "must be in [0.9, 1.0]"))
+        if self.input_sentence_size < 1:
+            problems.append(("input_sentence_size", "must be at least 1"))
+        return problems
+
+
+@dataclass
+class ModelConfig:
+    """The encoder-decoder of docs/model-spec: sizes, cell type, attention."""
+
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    embedding_size: int = 256
+    encoder_hidden_size: int = 256  # per direction
+    encoder_layers: int = 2
+    decoder_hidden_size: int = 512
+    decoder_layers: int = 2
+    attention: Literal["additive", "none"] = "additive"
+    attention_size: int = 512
+    output_size: int = 512  # the tanh layer before the vocabulary projection
+    dropout: float = 0.3
+    reverse_source: bool = False
+    tie_target_embeddings: bool = False
+    init_range: float = 0.1  # uniform(-r, r) for every parameter; 0 keeps PyTorch's init
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        for key in ("embedding_size", "encoder_hidden_size", "encoder_layers",
+                    "decoder_hidden_size", "decoder_layers", "attention_size", "output_size"):
+            if getattr(self, key) < 1:
+                problems.append((key, "must be at least 1"))
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(("dropout", "must be in [0, 1)"))
+        if self.init_range < 0:
+            problems.append(("init_range", "must be >= 0"))
+        if self.tie_target_embeddings and self.output_size != self.embedding_size:
+            problems.append(("tie_target_embeddings",
+                             "needs output_size equal to embedding_size"))
+        return problems
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation, batching, validation and stopping."""
+
+    output_dir: str = "runs/model"
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    seed: int = 1234
+    batch_tokens: int = 900  # real target tokens per batch (about 64 Multi30k sentences)
+    bucket_size: int = 100  # batches per length-sorted pool; larger means less padding
+    learning_rate: float = 1e-3
+    clip_norm: float = 5.0
+    label_smoothing: float = 0.0
+    max_steps: int = 0  # 0 = no limit
+    max_epochs: int = 30
+    max_minutes: float = 0.0  # wall-clock budget for the training loop; 0 = no limit
+    validate_every: int = 500
+    validation_bleu: bool = True  # greedy-decode the dev set at each validation
+    log_every: int = 50
+    lr_decay_factor: float = 0.5  # applied when dev perplexity stops improving
+    lr_patience: int = 2  # validations without improvement before decaying
+    min_learning_rate: float = 1e-5
+    early_stopping_patience: int = 6  # validations without improvement; 0 = never stop
+    num_threads: int = 0  # torch CPU threads; 0 = PyTorch's default
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        positive = ("batch_tokens", "bucket_size", "validate_every", "log_every")
+        problems += [(k, "must be at least 1") for k in positive if getattr(self, k) < 1]
+        non_negative = ("max_steps", "max_epochs", "max_minutes", "lr_patience",
+                        "early_stopping_patience", "num_threads", "min_learning_rate")
+        problems += [(k, "must be >= 0") for k in non_negative if getattr(self, k) < 0]
+        if self.learning_rate <= 0:
+            problems.append(("learning_rate", "must be > 0"))
+        if self.clip_norm <= 0:
+            problems.append(("clip_norm", "must be > 0"))
+        if not 0.0 <= self.label_smoothing < 1.0:
+            problems.append(("label_smoothing", "must be in [0, 1)"))
+        if not 0.0 < self.lr_decay_factor <= 1.0:
+            problems.append(("lr_decay_factor", "must be in (0, 1]"))
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            problems.append(("device", "must be auto, cpu, cuda or cuda:N"))
+        return problems
+
+
+@dataclass
+class DecodingConfig:
+    """Search settings, used for validation and as `translate`'s defaults."""
+
+    beam_size: int = 5
+    length_penalty: float = 1.0  # GNMT alpha; 0 = raw log-probability
+    max_length_ratio: float = 2.0  # output pieces at most ratio * input pieces + 10
+    batch_size: int = 64  # sentences per translation batch
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        if self.beam_size < 1:
+            problems.append(("beam_size", "must be at least 1"))
+        if self.length_penalty < 0:
+            problems.append(("length_penalty", "must be >= 0"))
+        if self.max_length_ratio <= 0:
+            problems.append(("max_length_ratio", "must be > 0"))
+        if self.batch_size < 1:
+            problems.append(("batch_size", "must be at least 1"))
+        return problems
+
+
+@dataclass
+class Config:
+    """A whole experiment: one YAML file with these five sections."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    sentencepiece: SentencePieceConfig = field(default_factory=SentencePieceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for checkpoints and logs)."""
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NmtError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise NmtError(f"{path}: cannot read config: {error}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise NmtError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
+    return config_from_dict(raw or {}, source=str(path))
+
+
+def config_from_dict(raw: Any, source: str = "config") -> Config:
+    """Build a `Config` from plain data, checking keys, types and ranges."""
+    return _build(Config, raw, source, prefix="")
+
+
+def _build(cls: type, raw: Any, source: str, prefix: str):
+    if not isinstance(raw, dict):
+        where = prefix.rstrip(".") or "top level"
+        raise NmtError(f"{source}: {where}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise NmtError(f"{source}: {prefix}{key}: unknown key "
+                           f"(expected one of: {', '.join(sorted(known))})")
+    values = {}
+    for key, value in raw.items():
+        expected = hints[key]
+        if dataclasses.is_dataclass(expected):
+            values[key] = _build(expected, value, source, f"{prefix}{key}.")
+        else:
+            values[key] = _convert(value, expected, source, f"{prefix}{key}")
+    obj = cls(**values)
+    for key, problem in getattr(obj, "check", lambda: [])():
+        raise NmtError(f"{source}: {prefix}{key}: {problem}, got {getattr(obj, key)!r}")
+    return obj
+
+
+def _convert(value: Any, expected: Any, source: str, key: str) -> Any:
+    """Check `value` against a simple annotation; ints are accepted as floats."""
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(expected)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [t for t in options if t is not type(None)]
+        return _convert(value, inner, source, key)
+    if origin is Literal:
+        choices = typing.get_args(expected)
+        if value not in choices:
+            raise NmtError(f"{source}: {key}: expected one of {', '.join(map(str, choices))}, "
+                           f"got {value!r}")
+        return value
+    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if expected in (str, bool) and isinstance(value, expected):
+        return value
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    raise NmtError(f"{source}: {key}: expected {names.get(expected, expected)}, "
+                   f"got {type(value).__name__} {value!r}")

@@ -1,0 +1,127 @@
+"""The attentional recurrent decoder, with its own embeddings and weights.
+
+Each step reads the previous word's embedding, the previous state and the
+context c_t, which additive attention computes from the previous state (or, with
+``attention: none``, the encoder's fixed summary):
+
+    c_t = attend(s_{t-1}, h_1..h_n)
+    s_t = RNN([E y_{t-1}; c_t], s_{t-1})
+    p(y_t) = softmax(W_out tanh(W_o [s_t; c_t; E y_{t-1}]) + b)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from nmt.attention import AdditiveAttention
+from nmt.config import ModelConfig
+from nmt.vocabulary import PAD
+
+CELL_CLASSES = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
+
+# One entry per layer: (h, c) for an LSTM, (h,) for the other cells; each batch x hidden.
+DecoderState = list[tuple[torch.Tensor, ...]]
+
+
+class Memory(NamedTuple):
+    """What the decoder needs from the encoder; every field has the batch first."""
+
+    annotations: torch.Tensor  # batch x src_len x enc
+    projected_keys: Optional[torch.Tensor]  # batch x src_len x attn (None without attention)
+    mask: torch.Tensor  # batch x src_len, True at real tokens
+    summary: torch.Tensor  # batch x enc
+
+    def select(self, index: torch.Tensor) -> "Memory":
+        """Rows `index` of every field (for dropping or repeating sentences in search)."""
+        return Memory(*(None if t is None else t.index_select(0, index) for t in self))
+
+
+def select_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
+    return [tuple(t.index_select(0, index) for t in layer) for layer in state]
+
+
+class Decoder(nn.Module):
+    """Deep RNN decoder conditioned on state, context and previous output word."""
+
+    def __init__(self, vocab_size: int, encoder_size: int, config: ModelConfig):
+        super().__init__()
+        self.is_lstm = config.cell == "lstm"
+        self.num_layers = config.decoder_layers
+        self.hidden_size = config.decoder_hidden_size
+        self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=PAD)
+        self.dropout = nn.Dropout(config.dropout)
+        self.attention = (AdditiveAttention(encoder_size, self.hidden_size, config.attention_size)
+                          if config.attention == "additive" else None)
+        states_per_layer = 2 if self.is_lstm else 1
+        self.bridge = nn.Linear(encoder_size, states_per_layer * self.num_layers * self.hidden_size)
+        cell_class = CELL_CLASSES[config.cell]
+        self.cells = nn.ModuleList(
+            cell_class(config.embedding_size + encoder_size if i == 0 else self.hidden_size,
+                       self.hidden_size)
+            for i in range(self.num_layers))
+        self.pre_output = nn.Linear(self.hidden_size + encoder_size + config.embedding_size,
+                                    config.output_size)
+        self.output = nn.Linear(config.output_size, vocab_size)
+        if config.tie_target_embeddings:
+            self.output.weight = self.embedding.weight
+
+    def prepare(self, annotations: torch.Tensor, summary: torch.Tensor,
+                mask: torch.Tensor) -> tuple[Memory, DecoderState]:
+        """Project attention keys once per sentence and bridge to the initial state."""
+        keys = self.attention.project_keys(annotations) if self.attention is not None else None
+        memory = Memory(annotations, keys, mask, summary)
+        bridged = torch.tanh(self.bridge(summary))  # batch x (states * layers * hidden)
+        parts = bridged.split(self.hidden_size, dim=1)
+        per_layer = 2 if self.is_lstm else 1
+        state = [tuple(parts[i * per_layer:(i + 1) * per_layer]) for i in range(self.num_layers)]
+        return memory, state
+
+    def step(self, embedded: torch.Tensor, state: DecoderState, memory: Memory
+             ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
+        """One step from the previous word's embedding (batch x emb).
+
+        Returns s_t (batch x hidden), c_t (batch x enc) and the new state.
+        """
+        if self.attention is not None:
+            context, _ = self.attention(state[-1][0], memory.projected_keys,
+                                        memory.annotations, memory.mask)
+        else:
+            context = memory.summary
+        layer_input = torch.cat([embedded, context], dim=1)
+        new_state = []
+        for i, cell in enumerate(self.cells):
+            if i > 0:
+                layer_input = self.dropout(layer_input)
+            output = cell(layer_input, state[i] if self.is_lstm else state[i][0])
+            layer_state = output if self.is_lstm else (output,)
+            new_state.append(layer_state)
+            layer_input = layer_state[0]
+        return layer_input, context, new_state
+
+    def logits(self, hidden: torch.Tensor, context: torch.Tensor,
+               embedded: torch.Tensor) -> torch.Tensor:
+        """Vocabulary scores from [s_t; c_t; E y_{t-1}] (any leading dims)."""
+        pre = torch.tanh(self.pre_output(torch.cat([hidden, context, embedded], dim=-1)))
+        return self.output(self.dropout(pre))
+
+    def forward(self, tgt_in: torch.Tensor, memory: Memory, state: DecoderState
+                ) -> torch.Tensor:
+        """Teacher-forced scores for `tgt_in` (batch x tgt_len, BOS first): batch x tgt_len x V."""
+        embedded = self.dropout(self.embedding(tgt_in))  # batch x tgt_len x emb
+        hiddens, contexts = [], []
+        for t in range(tgt_in.size(1)):
+            hidden, context, state = self.step(embedded[:, t], state, memory)
+            hiddens.append(hidden)
+            contexts.append(context)
+        # The output layer runs once over all steps: one large matmul instead of tgt_len small ones.
+        return self.logits(torch.stack(hiddens, 1), torch.stack(contexts, 1), embedded)
+
+    def step_log_probs(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
+                       ) -> tuple[torch.Tensor, DecoderState]:
+        """Search step: log p(y_t | y_<t, x) (batch x V) given the previous tokens (batch)."""
+        embedded = self.embedding(prev_tokens)
+        hidden, context, state = self.step(embedded, state, memory)
+        return torch.log_softmax(self.logits(hidden, context, embedded).float(), dim=-1), state
