@@ -12,10 +12,11 @@ sentences, for example::
     Zwei Hunde spielen am Strand.
 
 Every German form (article, adjective ending, noun case form, verb form, place
-phrase) is written out explicitly in the tables below; the only "rule" applied
-in code is the lookup of which article and adjective ending a determiner,
-case and gender take (the ``GERMAN_DETERMINERS`` table).  Semantic constraints
-(who can do what, where) keep the sentences plausible.
+phrase) is written out explicitly in the tables below; code only looks up
+which article and adjective ending a determiner, case and gender take (the
+``GERMAN_DETERMINERS`` table).  The one spelling rule is English "a" -> "an"
+before a vowel.  Semantic constraints (who can do what, where) keep the
+sentences plausible.
 
 Output (one sentence per line, UTF-8, lines aligned between languages)::
 
@@ -24,7 +25,8 @@ Output (one sentence per line, UTF-8, lines aligned between languages)::
     OUT/test.en   OUT/test.de     200 pairs
 
 No sentence (English or German) occurs twice anywhere in the corpus, so dev
-and test never overlap train.  The output depends only on ``--seed``.
+and test never overlap train, and every word in dev and test also occurs in
+train.  The output depends only on ``--seed``.
 
 Usage::
 

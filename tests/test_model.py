@@ -1,0 +1,83 @@
+"""Shapes, masks, padding invariance and `reverse_source` of the model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import random_batch, tiny_model
+from nmt.encoder import reverse_padded
+from nmt.model import token_nll
+from nmt.vocabulary import PAD
+
+
+def test_forward_shapes(model):
+    src, lengths = random_batch(0, [7, 3, 5])
+    tgt_in = torch.randint(4, 40, (3, 6))
+    logits = model(src, lengths, tgt_in)
+    assert logits.shape == (3, 6, 40)
+    memory, state = model.encode(src, lengths)
+    assert memory.annotations.shape == (3, 7, 24)  # 2 directions x 12
+    assert memory.projected_keys.shape == (3, 7, 14)
+    assert len(state) == 2 and all(h.shape == (3, 20) for layer in state for h in layer)
+
+
+def test_attention_gives_padding_zero_weight(model):
+    src, lengths = random_batch(1, [6, 2, 4])
+    memory, state = model.encode(src, lengths)
+    _, weights = model.decoder.attention(state[-1][0], memory.projected_keys,
+                                         memory.annotations, memory.mask)
+    for row, length in enumerate(lengths.tolist()):
+        assert torch.all(weights[row, length:] == 0)
+        assert weights[row, :length].sum().item() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_encoding_does_not_depend_on_the_rest_of_the_batch(cell):
+    model = tiny_model(cell=cell)
+    src, lengths = random_batch(2, [3, 8, 5])
+    memory, _ = model.encode(src, lengths)
+    for row, length in enumerate(lengths.tolist()):
+        alone, _ = model.encode(src[row:row + 1, :length], lengths[row:row + 1])
+        torch.testing.assert_close(memory.annotations[row, :length], alone.annotations[0])
+        assert torch.all(memory.annotations[row, length:] == 0)
+        torch.testing.assert_close(memory.summary[row], alone.summary[0])
+
+
+def test_reverse_padded_reverses_only_real_tokens():
+    tokens = torch.tensor([[5, 6, 7, PAD], [8, 9, PAD, PAD], [4, 5, 6, 7]])
+    reversed_tokens = reverse_padded(tokens, torch.tensor([3, 2, 4]))
+    assert reversed_tokens.tolist() == [[7, 6, 5, PAD], [9, 8, PAD, PAD], [7, 6, 5, 4]]
+
+
+def test_reverse_source_equals_feeding_the_reversed_sentence():
+    reversing = tiny_model(seed=3, reverse_source=True)
+    plain = tiny_model(seed=3, reverse_source=False)
+    src, lengths = random_batch(4, [5, 2])
+    flipped = reverse_padded(src, lengths)
+    torch.testing.assert_close(reversing.encode(src, lengths)[0].annotations,
+                               plain.encode(flipped, lengths)[0].annotations)
+
+
+def test_attention_none_uses_the_fixed_encoder_summary():
+    model = tiny_model(attention="none")
+    src, lengths = random_batch(5, [4, 6])
+    memory, state = model.encode(src, lengths)
+    assert memory.projected_keys is None
+    _, context, _ = model.decoder.step(torch.zeros(2, 16), state, memory)
+    torch.testing.assert_close(context, memory.summary)
+
+
+def test_loss_ignores_padding(model):
+    src, lengths = random_batch(6, [4, 4])
+    tgt = torch.tensor([[5, 6, 7, 3], [8, 3, PAD, PAD]])
+    logits = model(src, lengths, tgt)
+    summed = token_nll(logits, tgt)
+    by_hand = -sum(torch.log_softmax(logits[r, t], -1)[tgt[r, t]]
+                   for r, t in [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1)])
+    torch.testing.assert_close(summed, by_hand)
+
+
+def test_tied_embeddings_share_one_tensor():
+    model = tiny_model(tie_target_embeddings=True)
+    assert model.decoder.output.weight is model.decoder.embedding.weight
