@@ -48,7 +48,9 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "config": checkpoint.config.to_dict(),
         "model": checkpoint.model_state,
         "src_spm": checkpoint.src_vocab.model_proto,
+        "src_kept": checkpoint.src_vocab.kept,
         "tgt_spm": checkpoint.tgt_vocab.model_proto,
+        "tgt_kept": checkpoint.tgt_vocab.kept,
         "training": checkpoint.training_state,
     }
     with atomic_write(path, "wb") as stream:
@@ -77,5 +79,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise NmtError(f"{path}: checkpoint format {version} is not supported by nmt "
                        f"{__version__} (it reads format {FORMAT_VERSION})")
     config = config_from_dict(payload["config"], source=f"{path} (stored config)")
-    return Checkpoint(config, payload["model"], Vocabulary(payload["src_spm"]),
-                      Vocabulary(payload["tgt_spm"]), payload.get("training"))
+    return Checkpoint(config, payload["model"],
+                      Vocabulary(payload["src_spm"], payload["src_kept"]),
+                      Vocabulary(payload["tgt_spm"], payload["tgt_kept"]),
+                      payload.get("training"))

@@ -3,7 +3,7 @@
 `preprocess` writes each split side as two raw little-endian int32 files,
 ``{split}.{side}.ids`` (all sentences' ids, concatenated) and
 ``{split}.{side}.lengths`` (one length per sentence); training maps them in
-with `torch.from_file`, so it starts at once whatever the corpus size.
+with `torch.from_file` and maps the SentencePiece ids to the model's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 
 from nmt.errors import NmtError
 from nmt.textio import atomic_write
-from nmt.vocabulary import BOS, EOS, PAD
+from nmt.vocabulary import BOS, EOS, PAD, Vocabulary
 
 
 class IdsWriter:
@@ -85,9 +85,13 @@ class ParallelData:
     tgt_offsets: torch.Tensor
 
     @classmethod
-    def load(cls, directory: Path, split: str) -> "ParallelData":
+    def load(cls, directory: Path, split: str, src_vocab: Vocabulary,
+             tgt_vocab: Vocabulary) -> "ParallelData":
+        """Read a prepared split, mapping its SentencePiece ids to the vocabularies' ids."""
         src_ids, src_offsets = read_ids(directory / f"{split}.src")
         tgt_ids, tgt_offsets = read_ids(directory / f"{split}.tgt")
+        src_ids = torch.tensor(src_vocab.from_sentencepiece, dtype=torch.int32)[src_ids.long()]
+        tgt_ids = torch.tensor(tgt_vocab.from_sentencepiece, dtype=torch.int32)[tgt_ids.long()]
         if len(src_offsets) != len(tgt_offsets):
             raise NmtError(f"{directory / split}: source has {len(src_offsets) - 1} sentences, "
                            f"target {len(tgt_offsets) - 1} (run `nmt preprocess` again)")

@@ -34,6 +34,19 @@ def vocabulary_paths(directory: Path, joint: bool) -> tuple[Path, Path]:
     return directory / "spm.src.model", directory / "spm.tgt.model"
 
 
+def load_vocabularies(directory: Path, joint: bool) -> tuple[Vocabulary, Vocabulary]:
+    """The (source, target) vocabularies `preprocess` wrote: pieces seen in training only."""
+    vocabularies = []
+    for side, model_path in zip(("src", "tgt"), vocabulary_paths(directory, joint)):
+        kept_path = directory / f"vocab.{side}.json"
+        if not model_path.is_file() or not kept_path.is_file():
+            raise NmtError(f"{directory}: no prepared vocabulary ({model_path.name}, "
+                           f"{kept_path.name}); run `nmt preprocess CONFIG` first")
+        kept = json.loads(kept_path.read_text(encoding="utf-8"))
+        vocabularies.append(Vocabulary.from_file(model_path, kept))
+    return vocabularies[0], vocabularies[1]
+
+
 def read_parallel(prefix: str, data: DataConfig, replace_invalid: bool = False
                   ) -> Iterator[tuple[str, str]]:
     """Yield raw (source, target) line pairs; unequal line counts are an error."""
@@ -94,8 +107,13 @@ def preprocess(config: Config, replace_invalid: bool = False) -> dict:
 
     # Pass 2: encode and filter the training pairs.
     clean_pairs = zip(read_lines(clean["src"]), read_lines(clean["tgt"]))
+    seen: tuple[set[int], set[int]] = (set(range(4)), set(range(4)))  # specials always kept
     stats["train"] = _encode_split(clean_pairs, out / "train", src_vocab, tgt_vocab, data,
-                                   drops, filter_lengths=True)
+                                   drops, seen=seen)
+    for side, ids in zip(("src", "tgt"), seen):
+        with atomic_write(out / f"vocab.{side}.json") as stream:
+            json.dump(sorted(ids), stream)
+        stats[f"{side}_vocab_size"] = len(ids)
     stats["train"]["read"] = total
     stats["drops"] = dict(drops)
     for side in clean.values():
@@ -111,7 +129,7 @@ def preprocess(config: Config, replace_invalid: bool = False) -> dict:
                     refs.write(tgt + "\n")
                     yield normalize(src, data.lowercase), normalize(tgt, data.lowercase)
             stats[split] = _encode_split(normalized_pairs(), out / split, src_vocab, tgt_vocab,
-                                         data, Counter(), filter_lengths=False)
+                                         data, Counter(), seen=None)
 
     seconds = time.perf_counter() - started
     stats["seconds"] = round(seconds, 2)
@@ -122,19 +140,26 @@ def preprocess(config: Config, replace_invalid: bool = False) -> dict:
 
 
 def _encode_split(pairs, prefix: Path, src_vocab: Vocabulary, tgt_vocab: Vocabulary,
-                  data: DataConfig, drops: Counter, filter_lengths: bool) -> dict:
-    """Encode (normalised) pairs in chunks and write their ids; returns counts."""
+                  data: DataConfig, drops: Counter,
+                  seen: tuple[set[int], set[int]] | None) -> dict:
+    """Encode (normalised) pairs in chunks and write their SentencePiece ids.
+
+    For the training split (`seen` given) pairs are filtered by length and the
+    ids written are added to `seen`; other splits keep every pair.
+    """
     with open_ids_writer(Path(f"{prefix}.src")) as src_writer, \
             open_ids_writer(Path(f"{prefix}.tgt")) as tgt_writer:
         while chunk := list(itertools.islice(pairs, CHUNK_LINES)):
             sources = src_vocab.encode([src for src, _ in chunk])
             targets = tgt_vocab.encode([tgt for _, tgt in chunk])
             for src_ids, tgt_ids in zip(sources, targets):
-                if filter_lengths:
+                if seen is not None:
                     reason = _drop_reason(len(src_ids), len(tgt_ids), data)
                     if reason:
                         drops[reason] += 1
                         continue
+                    seen[0].update(src_ids)
+                    seen[1].update(tgt_ids)
                 src_writer.add(src_ids)
                 tgt_writer.add(tgt_ids)
     return {"pairs": src_writer.sentences, "src_tokens": src_writer.tokens,

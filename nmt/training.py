@@ -26,11 +26,10 @@ from nmt.data import ParallelData, make_batch, token_batches
 from nmt.device import resolve_device
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq, count_parameters, token_nll
-from nmt.preprocess import vocabulary_paths
+from nmt.preprocess import load_vocabularies
 from nmt.scoring import corpus_bleu
 from nmt.search import translate_ids
 from nmt.textio import atomic_write, read_lines
-from nmt.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +61,9 @@ class Trainer:
         self.device = resolve_device(train_cfg.device)
 
         prepared = Path(config.data.prepared_dir)
-        src_path, tgt_path = vocabulary_paths(prepared, config.sentencepiece.joint)
-        for path in (src_path, tgt_path):
-            if not path.is_file():
-                raise NmtError(f"{path}: not found; run `nmt preprocess CONFIG` first")
-        self.src_vocab, self.tgt_vocab = Vocabulary.from_file(src_path), Vocabulary.from_file(
-            tgt_path)
-        self.train_data = ParallelData.load(prepared, "train")
-        self.dev_data = ParallelData.load(prepared, "dev")
+        self.src_vocab, self.tgt_vocab = load_vocabularies(prepared, config.sentencepiece.joint)
+        self.train_data = ParallelData.load(prepared, "train", self.src_vocab, self.tgt_vocab)
+        self.dev_data = ParallelData.load(prepared, "dev", self.src_vocab, self.tgt_vocab)
         self.dev_refs = list(read_lines(prepared / "dev.ref"))
 
         self.model = Seq2Seq(config.model, len(self.src_vocab), len(self.tgt_vocab)).to(

@@ -10,7 +10,7 @@ import os
 import re
 import unicodedata
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import sentencepiece as spm
 
@@ -29,35 +29,48 @@ def normalize(text: str, lowercase: bool = False) -> str:
 
 
 class Vocabulary:
-    """Maps text to piece ids and back; built from a serialized SentencePiece model."""
+    """Maps text to the model's ids and back, through a SentencePiece model.
 
-    def __init__(self, model_proto: bytes):
+    The model's ids may be a subset of the SentencePiece model's: `kept` lists
+    the SentencePiece ids the model knows, in model-id order, the four special
+    ids first. With a joint SentencePiece model each side keeps only the pieces
+    seen on its side of the training data, which for a joint 8k model about
+    halves the target softmax, the largest matrix of the model. Pieces not kept
+    map to UNK.
+    """
+
+    def __init__(self, model_proto: bytes, kept: Optional[Sequence[int]] = None):
         self.model_proto = model_proto
         self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
         if (self._sp.pad_id(), self._sp.unk_id(), self._sp.bos_id(), self._sp.eos_id()) != (
                 PAD, UNK, BOS, EOS):
             raise NmtError("SentencePiece model was not trained by nmt "
                            "(expected ids pad=0 unk=1 bos=2 eos=3)")
+        size = self._sp.get_piece_size()
+        self.kept = list(range(size)) if kept is None else list(kept)
+        if self.kept[:4] != [PAD, UNK, BOS, EOS] or not all(0 <= i < size for i in self.kept):
+            raise NmtError("vocabulary does not match its SentencePiece model")
+        self.from_sentencepiece = [UNK] * size  # SentencePiece id -> model id
+        for model_id, sp_id in enumerate(self.kept):
+            self.from_sentencepiece[sp_id] = model_id
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Vocabulary":
+    def from_file(cls, path: str | Path, kept: Optional[Sequence[int]] = None) -> "Vocabulary":
         try:
-            return cls(Path(path).read_bytes())
+            return cls(Path(path).read_bytes(), kept)
         except OSError as error:
             raise NmtError(f"{path}: cannot read SentencePiece model: {error.strerror}") from None
 
     def __len__(self) -> int:
-        return self._sp.get_piece_size()
+        return len(self.kept)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        """Piece ids of each (already normalised) text, without BOS/EOS."""
-        return self._sp.encode(list(texts))
+        """Model ids of each (already normalised) text, without BOS/EOS."""
+        lookup = self.from_sentencepiece
+        return [[lookup[i] for i in ids] for ids in self._sp.encode(list(texts))]
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self._sp.decode([i for i in ids if i > EOS or i == UNK])
-
-    def pieces(self, ids: Sequence[int]) -> list[str]:
-        return [self._sp.id_to_piece(i) for i in ids]
+        return self._sp.decode([self.kept[i] for i in ids if i > EOS or i == UNK])
 
 
 def train_sentencepiece(inputs: Iterable[Path], model_prefix: Path,
