@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
+from nmt.cli import main
 from nmt.config import ModelConfig
 from nmt.model import Seq2Seq
 from nmt.vocabulary import PAD
@@ -37,3 +41,40 @@ def random_batch(seed: int, lengths: list[int], vocab: int = 30) -> tuple[torch.
 @pytest.fixture
 def model() -> Seq2Seq:
     return tiny_model()
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_config(path: Path, tmp: Path, **sections) -> Path:
+    """A config for the shipped sample corpus with a tiny model, written under `tmp`."""
+    config = {
+        "data": {"src_lang": "en", "tgt_lang": "de", "train": str(REPO / "data/train"),
+                 "dev": str(REPO / "data/dev"), "test": str(REPO / "data/test"),
+                 "prepared_dir": str(tmp / "prepared")},
+        "sentencepiece": {"vocab_size": 300},
+        "model": {"embedding_size": 32, "encoder_hidden_size": 32, "encoder_layers": 1,
+                  "decoder_hidden_size": 48, "decoder_layers": 1, "attention_size": 32,
+                  "output_size": 32, "dropout": 0.0},
+        "training": {"output_dir": str(tmp / "run"), "batch_tokens": 800,
+                     "learning_rate": 0.005, "max_steps": 150, "validate_every": 75,
+                     "log_every": 10, "num_threads": 1},
+        "decoding": {"beam_size": 3, "batch_size": 16},
+    }
+    for section, values in sections.items():
+        config[section].update(values)
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> Path:
+    """Preprocess the shipped sample and train a tiny model on it, once per session.
+
+    Returns the directory holding config.yaml, prepared/ and run/ (best.pt, ...).
+    """
+    tmp = tmp_path_factory.mktemp("sample_run")
+    config = write_config(tmp / "config.yaml", tmp)
+    assert main(["-q", "preprocess", str(config)]) == 0
+    assert main(["-q", "train", str(config)]) == 0
+    return tmp

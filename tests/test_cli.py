@@ -1,0 +1,159 @@
+"""The command line end to end on the shipped sample, and its error paths."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, write_config
+from nmt.cli import main
+
+
+def run_module(*args, stdin: str | None = None):
+    return subprocess.run([sys.executable, "-m", "nmt", *args], input=stdin, text=True,
+                          capture_output=True, cwd=REPO, timeout=300)
+
+
+def test_help_documents_every_command():
+    result = run_module("--help")
+    assert result.returncode == 0
+    for command in ("preprocess", "train", "translate", "score", "download"):
+        assert command in result.stdout
+        sub = run_module(command, "--help")
+        assert sub.returncode == 0 and "usage: nmt " + command in sub.stdout
+
+
+def test_train_writes_checkpoints_log_and_metrics(sample_run):
+    run = sample_run / "run"
+    for name in ("best.pt", "last.pt", "train.log", "metrics.jsonl", "config.yaml"):
+        assert (run / name).is_file(), name
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [75, 150]
+    assert all(r["dev_ppl"] > 1 and r["train_tok_per_s"] > 0 for r in records)
+    assert records[1]["dev_ppl"] < records[0]["dev_ppl"]
+    stats = json.loads((sample_run / "prepared" / "stats.json").read_text())
+    assert stats["train"]["pairs"] == 3000 and stats["dev"]["pairs"] == 200
+
+
+def test_translate_gives_one_line_per_input_line_in_order(sample_run, tmp_path, capsys):
+    lines = ["A dog is running in the park.", "", "   ", "\t\x07",
+             "The woman is reading a book.", "A dog is running in the park."]
+    source = tmp_path / "in.en"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = tmp_path / "out.de"
+    for beam in ("1", "3"):
+        assert main(["-q", "translate", "-c", str(sample_run / "run/best.pt"), "-i", str(source),
+                     "-o", str(output), "--beam", beam, "--batch-size", "2"]) == 0
+        result = output.read_text(encoding="utf-8").split("\n")
+        assert len(result) == len(lines) + 1 and result[-1] == ""
+        assert result[1:4] == ["", "", ""]
+        assert result[0] and result[4] and result[0] == result[5]
+    assert not list(tmp_path.glob(".out.de.*"))  # no temporary file left behind
+
+
+def test_translate_reads_stdin_and_gzip(sample_run, tmp_path):
+    checkpoint = str(sample_run / "run/best.pt")
+    result = run_module("-q", "translate", "-c", checkpoint, "--beam", "2",
+                        stdin="A man is walking.\n\nTwo cats are sleeping.\n")
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split("\n")) == 4 and result.stdout.split("\n")[1] == ""
+    packed = tmp_path / "in.en.gz"
+    with gzip.open(packed, "wt", encoding="utf-8") as stream:
+        stream.write("A man is walking.\nTwo cats are sleeping.\n")
+    out = tmp_path / "out.de"
+    assert main(["-q", "translate", "-c", checkpoint, "-i", str(packed), "-o", str(out)]) == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_score_prints_signatures_and_json(tmp_path, capsys):
+    hyp, ref = tmp_path / "hyp", tmp_path / "ref"
+    hyp.write_text("Ein Hund läuft im Park.\nZwei Katzen schlafen.\n", encoding="utf-8")
+    ref.write_text("Ein Hund läuft im Park.\nZwei Katzen schlafen.\n", encoding="utf-8")
+    assert main(["score", "--ref", str(ref), "--hyp", str(hyp)]) == 0
+    text = capsys.readouterr().out
+    assert "BLEU = 100.00" in text and "nrefs:1|case:mixed|eff:no|tok:13a" in text
+    assert "chrF2" in text and "TER" in text
+    assert main(["score", "--ref", str(ref), "--hyp", str(hyp), "--json"]) == 0
+    scores = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
+    assert scores["bleu"]["score"] == 100.0 and scores["ter"]["score"] == 0.0
+    assert scores["chrf"]["signature"].startswith("nrefs:1")
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_config_errors_name_the_key(tmp_path, capsys):
+    missing = tmp_path / "nope.yaml"
+    assert main(["preprocess", str(missing)]) == 1
+    assert str(missing) in one_line_error(capsys)
+    config = write_config(tmp_path / "c.yaml", tmp_path, model={"dropuot": 0.1})
+    assert main(["train", str(config)]) == 1
+    assert "model.dropuot: unknown key" in one_line_error(capsys)
+    config = write_config(tmp_path / "c.yaml", tmp_path, training={"batch_tokens": "many"})
+    assert main(["train", str(config)]) == 1
+    assert "training.batch_tokens: expected an integer" in one_line_error(capsys)
+    config = write_config(tmp_path / "c.yaml", tmp_path, model={"dropout": 1.5})
+    assert main(["train", str(config)]) == 1
+    assert "model.dropout: must be in [0, 1)" in one_line_error(capsys)
+    config = write_config(tmp_path / "c.yaml", tmp_path, data={"train": str(tmp_path / "x")})
+    assert main(["preprocess", str(config)]) == 1
+    assert "x.en: corpus file not found" in one_line_error(capsys)
+    assert main(["train", str(write_config(tmp_path / "c.yaml", tmp_path))]) == 1
+    assert "run `nmt preprocess CONFIG` first" in one_line_error(capsys)
+
+
+def test_mismatched_line_counts_name_both_files(tmp_path, capsys):
+    (tmp_path / "bad.en").write_text("a\nb\nc\n", encoding="utf-8")
+    (tmp_path / "bad.de").write_text("a\nb\n", encoding="utf-8")
+    config = write_config(tmp_path / "c.yaml", tmp_path, data={"train": str(tmp_path / "bad")})
+    assert main(["preprocess", str(config)]) == 1
+    err = one_line_error(capsys)
+    assert "bad.en has 3 lines but" in err and "bad.de has 2" in err
+
+
+def test_invalid_utf8_names_file_and_line(sample_run, tmp_path, capsys):
+    source = tmp_path / "in.en"
+    source.write_bytes(b"A dog.\nA \xff cat.\n")
+    output = tmp_path / "out.de"
+    output.write_text("keep me\n", encoding="utf-8")
+    assert main(["translate", "-c", str(sample_run / "run/best.pt"), "-i", str(source),
+                 "-o", str(output)]) == 1
+    assert f"{source}:2: invalid UTF-8" in one_line_error(capsys)
+    assert output.read_text(encoding="utf-8") == "keep me\n"  # never half-overwritten
+    assert main(["-q", "translate", "-c", str(sample_run / "run/best.pt"), "-i", str(source),
+                 "-o", str(output), "--replace-invalid"]) == 0
+    assert len(output.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_missing_or_damaged_checkpoint(sample_run, tmp_path, capsys):
+    assert main(["translate", "-c", str(tmp_path / "none.pt")]) == 1
+    assert "checkpoint not found" in one_line_error(capsys)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes((sample_run / "run/best.pt").read_bytes()[:5000])
+    assert main(["translate", "-c", str(truncated)]) == 1
+    assert "truncated or damaged" in one_line_error(capsys)
+
+
+def test_score_line_count_mismatch(tmp_path, capsys):
+    (tmp_path / "hyp").write_text("a\n", encoding="utf-8")
+    (tmp_path / "ref").write_text("a\nb\n", encoding="utf-8")
+    assert main(["score", "--ref", str(tmp_path / "ref"), "--hyp", str(tmp_path / "hyp")]) == 1
+    assert "has 1 lines but" in one_line_error(capsys)
+
+
+def test_train_refuses_to_overwrite_a_run(sample_run, capsys):
+    assert main(["train", str(sample_run / "config.yaml")]) == 1
+    assert "--overwrite" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("args", [["--beam", "0"], ["--batch-size", "0"]])
+def test_translate_rejects_bad_options(sample_run, args, capsys):
+    assert main(["translate", "-c", str(sample_run / "run/best.pt"), *args]) == 1
+    one_line_error(capsys)
