@@ -12,7 +12,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -24,6 +24,11 @@ from nmt.textio import atomic_write
 from nmt.vocabulary import Vocabulary
 
 FORMAT_VERSION = 1
+
+# The one place where older checkpoint formats are brought up to date: each entry
+# turns a payload of format N into one of format N + 1. New config fields need no
+# entry, since they take their defaults when an older config is read.
+UPGRADES: dict[int, Callable[[dict], dict]] = {}
 
 
 @dataclass
@@ -53,8 +58,12 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "tgt_kept": checkpoint.tgt_vocab.kept,
         "training": checkpoint.training_state,
     }
-    with atomic_write(path, "wb") as stream:
-        torch.save(payload, stream)
+    try:
+        with atomic_write(path, "wb") as stream:
+            torch.save(payload, stream)
+    except OSError as error:  # e.g. a full disk: atomic_write left the old file in place
+        raise NmtError(f"{path}: cannot write checkpoint ({error.strerror or error}); "
+                       "any previous checkpoint there is unchanged") from None
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -75,9 +84,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise NmtError(f"{path}: not an nmt checkpoint")
     version = payload["format_version"]
+    while version in UPGRADES:
+        payload = UPGRADES[version](payload)
+        version = payload["format_version"]
     if version != FORMAT_VERSION:
         raise NmtError(f"{path}: checkpoint format {version} is not supported by nmt "
-                       f"{__version__} (it reads format {FORMAT_VERSION})")
+                       f"{__version__} (it reads format {FORMAT_VERSION}; a newer nmt "
+                       "may have written it)")
     config = config_from_dict(payload["config"], source=f"{path} (stored config)")
     return Checkpoint(config, payload["model"],
                       Vocabulary(payload["src_spm"], payload["src_kept"]),

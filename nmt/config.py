@@ -114,8 +114,12 @@ class TrainingConfig:
 
     output_dir: str = "runs/model"
     device: str = "auto"  # auto, cpu, cuda, cuda:N
+    # auto: bf16 autocast on GPUs that support it, else fp16 with a gradient scaler;
+    # fp32 on CPU (bf16 on CPU is allowed, but only some CPUs run it faster).
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     seed: int = 1234
     batch_tokens: int = 900  # real target tokens per batch (about 64 Multi30k sentences)
+    update_every: int = 1  # batches per update (gradient accumulation), per process
     bucket_size: int = 100  # batches per length-sorted pool; larger means less padding
     learning_rate: float = 1e-3
     clip_norm: float = 5.0
@@ -131,14 +135,18 @@ class TrainingConfig:
     min_learning_rate: float = 1e-5
     early_stopping_patience: int = 6  # validations without improvement; 0 = never stop
     num_threads: int = 0  # torch CPU threads; 0 = PyTorch's default
+    collective_timeout_minutes: float = 10.0  # torchrun: a rank silent this long ends the run
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
-        positive = ("batch_tokens", "bucket_size", "validate_every", "log_every")
+        positive = ("batch_tokens", "update_every", "bucket_size", "validate_every",
+                    "log_every")
         problems += [(k, "must be at least 1") for k in positive if getattr(self, k) < 1]
         non_negative = ("max_steps", "max_epochs", "max_minutes", "lr_patience",
                         "early_stopping_patience", "num_threads", "min_learning_rate")
         problems += [(k, "must be >= 0") for k in non_negative if getattr(self, k) < 0]
+        if self.collective_timeout_minutes <= 0:
+            problems.append(("collective_timeout_minutes", "must be > 0"))
         if self.learning_rate <= 0:
             problems.append(("learning_rate", "must be > 0"))
         if self.clip_norm <= 0:
@@ -259,3 +267,10 @@ def _convert(value: Any, expected: Any, source: str, key: str) -> Any:
     names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
     raise NmtError(f"{source}: {key}: expected {names.get(expected, expected)}, "
                    f"got {type(value).__name__} {value!r}")
+
+
+def config_differences(old: Config, new: Config) -> list[str]:
+    """Dotted keys whose values differ between two configs, e.g. ``model.dropout``."""
+    old_values, new_values = old.to_dict(), new.to_dict()
+    return [f"{section}.{key}" for section, values in new_values.items()
+            for key, value in values.items() if old_values[section][key] != value]

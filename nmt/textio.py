@@ -89,6 +89,7 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
             os.fsync(stream.fileno())
         os.chmod(temp_name, 0o666 & ~_umask())  # mkstemp's 0600 would surprise users
         os.replace(temp_name, path)
+        _fsync_directory(directory)  # make the rename itself durable
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
@@ -99,3 +100,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system lets a directory be synced
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import IO, Iterator, Optional
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from nmt.checkpoint import Checkpoint
+from nmt.errors import NmtError
 from nmt.search import translate_ids
 from nmt.textio import atomic_write, read_lines
 from nmt.vocabulary import normalize
@@ -36,6 +38,17 @@ class TranslateOptions:
     max_length_ratio: float
     batch_size: int
     device: torch.device
+    quantize_int8: bool = False
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of the LSTM/GRU and linear layers, for CPU translation.
+
+    Weights are stored as int8; activations are quantised on the fly per batch.
+    Embeddings and plain-RNN layers stay in float32.
+    """
+    layers = {nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell, nn.Linear}
+    return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8)
 
 
 class Translator:
@@ -45,6 +58,10 @@ class Translator:
         self.checkpoint = checkpoint
         self.options = options
         self.model = checkpoint.build_model(options.device)
+        if options.quantize_int8:
+            if options.device.type != "cpu":
+                raise NmtError("--quantize int8 runs on the CPU only (use --device cpu)")
+            self.model = quantize_int8(self.model)
         self.lowercase = checkpoint.config.data.lowercase
 
     def translate(self, lines: list[str], first_line_number: int = 1,

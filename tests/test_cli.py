@@ -148,9 +148,12 @@ def test_score_line_count_mismatch(tmp_path, capsys):
     assert "has 1 lines but" in one_line_error(capsys)
 
 
-def test_train_refuses_to_overwrite_a_run(sample_run, capsys):
-    assert main(["train", str(sample_run / "config.yaml")]) == 1
-    assert "--overwrite" in one_line_error(capsys)
+def test_training_a_finished_run_again_changes_nothing(sample_run, caplog):
+    run = sample_run / "run"
+    before = {name: (run / name).read_bytes() for name in ("last.pt", "metrics.jsonl")}
+    assert main(["train", str(sample_run / "config.yaml")]) == 0
+    assert any("nothing to do" in r.message for r in caplog.records)
+    assert {name: (run / name).read_bytes() for name in before} == before
 
 
 @pytest.mark.parametrize("args", [["--beam", "0"], ["--batch-size", "0"]])

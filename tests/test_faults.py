@@ -1,0 +1,175 @@
+"""Fault injection: killed, interrupted, diverging and disk-full training runs."""
+
+from __future__ import annotations
+
+import errno
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import nmt.checkpoint
+import nmt.training
+from conftest import REPO, write_config
+from nmt.checkpoint import load_checkpoint
+from nmt.cli import main
+from nmt.config import load_config
+from nmt.errors import NmtError
+from nmt.training import Trainer
+
+TIMING_KEYS = {"train_seconds", "train_tok_per_s", "validation_seconds"}
+
+
+def run_config(sample_run, tmp_path, name: str, **training):
+    """A config training on the session's prepared sample, with dropout (so RNG state matters)."""
+    settings = {"max_steps": 60, "validate_every": 10, "validation_bleu": False,
+                "output_dir": str(tmp_path / name), **training}
+    return write_config(tmp_path / f"{name}.yaml", tmp_path,
+                        data={"prepared_dir": str(sample_run / "prepared")},
+                        model={"dropout": 0.3}, training=settings)
+
+
+def metrics(run_dir):
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+
+def assert_same_run(a, b):
+    assert metrics(a) == metrics(b)
+    state_a = load_checkpoint(a / "last.pt").model_state
+    state_b = load_checkpoint(b / "last.pt").model_state
+    for name in state_a:
+        assert torch.equal(state_a[name], state_b[name]), name
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(sample_run, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    assert main(["-q", "train", str(run_config(sample_run, tmp, "run"))]) == 0
+    return tmp / "run"
+
+
+def start_training(config):
+    return subprocess.Popen([sys.executable, "-m", "nmt", "-q", "train", str(config)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_records(run_dir, count: int, process, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    path = run_dir / "metrics.jsonl"
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    raise AssertionError("training made no progress")
+
+
+def test_killed_run_resumes_to_the_same_losses_and_weights(sample_run, tmp_path, uninterrupted):
+    config = run_config(sample_run, tmp_path, "killed")
+    process = start_training(config)
+    wait_for_records(tmp_path / "killed", 2, process)
+    process.kill()  # SIGKILL: no chance to save anything
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert load_checkpoint(tmp_path / "killed/last.pt").training_state["progress"]["step"] < 60
+    assert main(["-q", "train", str(config)]) == 0
+    assert_same_run(uninterrupted, tmp_path / "killed")
+
+
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(sample_run, tmp_path,
+                                                                 uninterrupted):
+    config = run_config(sample_run, tmp_path, "stopped")
+    process = start_training(config)
+    wait_for_records(tmp_path / "stopped", 1, process)
+    time.sleep(0.05)  # stop between two validations
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "interrupted by SIGTERM" in stderr and "resume" in stderr
+    saved = load_checkpoint(tmp_path / "stopped/last.pt").training_state["progress"]["step"]
+    assert 10 <= saved < 60
+    assert main(["-q", "train", str(config)]) == 0
+    assert_same_run(uninterrupted, tmp_path / "stopped")
+
+
+def test_a_finished_run_continues_with_a_larger_budget(sample_run, tmp_path, uninterrupted):
+    short = run_config(sample_run, tmp_path, "extended", max_steps=30)
+    assert main(["-q", "train", str(short)]) == 0
+    assert main(["-q", "train", str(short), "--max-steps", "60"]) == 0
+    assert_same_run(uninterrupted, tmp_path / "extended")
+
+
+def test_a_different_config_is_refused_not_overwritten(sample_run, tmp_path, capsys):
+    config = run_config(sample_run, tmp_path, "run", max_steps=10)
+    assert main(["-q", "train", str(config)]) == 0
+    before = (tmp_path / "run/last.pt").read_bytes()
+    changed = run_config(sample_run, tmp_path, "run", max_steps=10, learning_rate=0.01)
+    assert main(["-q", "train", str(changed)]) == 1
+    err = capsys.readouterr().err
+    assert "training.learning_rate" in err and "--overwrite" in err
+    assert (tmp_path / "run/last.pt").read_bytes() == before
+    assert main(["-q", "train", str(changed), "--overwrite"]) == 0
+    assert len(metrics(tmp_path / "run")) == 1
+
+
+def test_non_finite_losses_skip_the_update_then_stop_the_run(sample_run, tmp_path,
+                                                              monkeypatch, caplog):
+    real_nll = nmt.training.token_nll
+    calls = {"n": 0}
+
+    def sometimes_nan(logits, targets, label_smoothing=0.0):
+        loss = real_nll(logits, targets, label_smoothing)
+        if torch.is_grad_enabled():
+            calls["n"] += 1
+            if calls["n"] in bad_calls:
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(nmt.training, "token_nll", sometimes_nan)
+    bad_calls = {3, 4}
+    config = load_config(run_config(sample_run, tmp_path, "nan", max_steps=10))
+    Trainer(config).run()
+    assert sum("update skipped" in r.message for r in caplog.records) == 2
+    state = load_checkpoint(tmp_path / "nan/last.pt")
+    assert state.training_state["progress"]["step"] == 10
+    assert all(torch.isfinite(t).all() for t in state.model_state.values())
+
+    bad_calls = set(range(1, 1000))
+    config = load_config(run_config(sample_run, tmp_path, "diverged", max_steps=10))
+    with pytest.raises(NmtError, match="training diverged: 5 non-finite losses in a row"):
+        Trainer(config).run()
+
+
+def test_non_finite_weights_never_reach_a_checkpoint(sample_run, tmp_path):
+    config = load_config(run_config(sample_run, tmp_path, "weights", max_steps=10))
+    trainer = Trainer(config)
+    trainer.run()
+    before = (tmp_path / "weights/last.pt").read_bytes()
+    with torch.no_grad():
+        next(trainer.model.parameters())[0] = float("inf")
+    with pytest.raises(NmtError, match="non-finite weights"):
+        trainer._save(tmp_path / "weights/last.pt")
+    assert (tmp_path / "weights/last.pt").read_bytes() == before
+
+
+def test_a_full_disk_is_a_clear_error_and_the_last_checkpoint_survives(sample_run, tmp_path,
+                                                                        monkeypatch, capsys):
+    config = run_config(sample_run, tmp_path, "full", max_steps=10)
+    assert main(["-q", "train", str(config)]) == 0
+    before = (tmp_path / "full/last.pt").read_bytes()
+
+    def disk_full(obj, stream):
+        stream.write(b"partial checkpoint bytes")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(nmt.checkpoint.torch, "save", disk_full)
+    assert main(["-q", "train", str(config), "--max-steps", "20"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot write checkpoint (No space left on device)" in err and "\n" not in err
+    assert (tmp_path / "full/last.pt").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "full").iterdir() if p.name.startswith(".")) == []
