@@ -61,7 +61,7 @@ class SentencePieceConfig:
     vocab_size: int = 8000
     model_type: Literal["unigram", "bpe", "char", "word"] = "unigram"
     character_coverage: float = 1.0
-    input_sentence_size: int = 2_000_000  # sentences sampled to train it; bounds memory
+    input_sentence_size: int = 500_000  # sentences sampled to train it; bounds memory
 
     def check(self) -> list[tuple[str, str]]:
         problems = []

@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import logging
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator, Optional
@@ -48,7 +49,11 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     Embeddings and plain-RNN layers stay in float32.
     """
     layers = {nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell, nn.Linear}
-    return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8)
+    with warnings.catch_warnings():
+        # PyTorch deprecates torch.ao.quantization in favour of the separate torchao
+        # package; it still works, and the warnings would only alarm users.
+        warnings.filterwarnings("ignore", message=r"torch\.(ao\.quantization|quantize_per)")
+        return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8)
 
 
 class Translator:

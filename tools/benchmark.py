@@ -102,7 +102,7 @@ def benchmark_training(config: Config, steps: int, warmup: int) -> dict:
 
 
 def benchmark_translation(checkpoint: Path, source: Path, reference: Path, beam: int,
-                          quantize: bool, threads: int) -> dict:
+                          quantize: bool, threads: int, batch_size: int | None) -> dict:
     """Whole process, as a user runs it: interpreter start, model load, translation, exit."""
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "hyp"
@@ -110,6 +110,8 @@ def benchmark_translation(checkpoint: Path, source: Path, reference: Path, beam:
                    "-i", str(source), "-o", str(output), "--beam", str(beam), "--device", "cpu"]
         if quantize:
             command += ["--quantize", "int8"]
+        if batch_size:
+            command += ["--batch-size", str(batch_size)]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         started = time.perf_counter()
         subprocess.run(command, check=True, cwd=REPO, env=env)
@@ -134,6 +136,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=100, help="timed training steps")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before them")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="training.precision for the training figures")
+    parser.add_argument("--translate-batch-size", type=int, default=None,
+                        help="sentences per translation batch (default: the checkpoint's)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--skip-int8", action="store_true")
     parser.add_argument("--json", help="write the results here")
@@ -149,7 +155,9 @@ def main() -> int:
     config.data.prepared_dir = str(work / "prepared")
     config.training.output_dir = str(work / "run")
     config.training.device = args.device
+    config.training.precision = args.precision
     results: dict = {
+        "precision": args.precision,
         "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
                     "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version(), "torch": torch.__version__,
@@ -176,7 +184,8 @@ def main() -> int:
         reference = Path(f"{args.data}/test_2016_flickr.{tgt}.gz")
         runs = [(1, False), (5, False)] + ([] if args.skip_int8 else [(1, True), (5, True)])
         results["translation"] = [benchmark_translation(Path(args.checkpoint), source, reference,
-                                                        beam, quantize, args.threads)
+                                                        beam, quantize, args.threads,
+                                                        args.translate_batch_size)
                                   for beam, quantize in runs]
     print_table(results)
     if args.json:
@@ -188,7 +197,7 @@ def print_table(results: dict) -> None:
     machine = results["machine"]
     print(f"machine: {machine['cpu_count']} CPUs ({machine['processor']}), "
           f"{machine['threads']} threads, torch {machine['torch']}, device {machine['device']}")
-    print(f"workload: {results['workload']}")
+    print(f"workload: {results['workload']}; training precision {results['precision']}")
     peaks = results["matmul_gflop_s"]
     print(f"matmul peak GFLOP/s: fp32 2048^3 {peaks['fp32_2048']:.0f}, fp32 64x768x2048 "
           f"{peaks['fp32_decoder_step']:.0f}, bf16 2048^3 {peaks['bf16_2048']:.0f}")
