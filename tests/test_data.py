@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from conftest import write_config
+from conftest import REPO, write_config
 from nmt.config import load_config
 from nmt.data import ParallelData, make_batch, open_ids_writer, read_ids, token_batches
 from nmt.errors import NmtError
@@ -107,3 +107,17 @@ def test_preprocess_counts_each_drop_by_reason(tmp_path):
     assert len(train) == 40
     assert src_vocab.decode(train.src(0).tolist()) == "a cat"
     assert tgt_vocab.decode(train.tgt(1).tolist()) == "ein Hund läuft"
+
+
+def test_separate_sentencepiece_models_per_side(tmp_path):
+    config = load_config(write_config(tmp_path / "c.yaml", tmp_path,
+                                      sentencepiece={"joint": False, "vocab_size": 200}))
+    stats = preprocess(config)
+    prepared = tmp_path / "prepared"
+    assert (prepared / "spm.src.model").is_file() and (prepared / "spm.tgt.model").is_file()
+    src_vocab, tgt_vocab = load_vocabularies(prepared, joint=False)
+    assert src_vocab.model_proto != tgt_vocab.model_proto
+    assert len(src_vocab) == stats["src_vocab_size"] <= 200
+    train = ParallelData.load(prepared, "train", src_vocab, tgt_vocab)
+    assert tgt_vocab.decode(train.tgt(0).tolist()) == normalize(
+        (REPO / "data/train.de").read_text(encoding="utf-8").splitlines()[0])
