@@ -7,6 +7,8 @@ Outputs are piece ids without BOS/EOS, in the order of the input batch.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from nmt.data import pad_sources
@@ -89,11 +91,12 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
 
         # Finish the EOS candidates ranked among the first k.
         ends = (tokens[:, :k] == EOS) & torch.isfinite(top_scores[:, :k])
-        if ends.any():
+        if ends.any():  # (lists first: one device sync rather than one per hypothesis)
             penalty = length_penalty(step + 1, alpha)
+            end_scores, end_origins = top_scores[:, :k].tolist(), origins[:, :k].tolist()
             for row, rank in ends.nonzero().tolist():
-                prefix = history[row, origins[row, rank]].tolist()
-                finished[active[row]].append((top_scores[row, rank].item() / penalty, prefix))
+                prefix = history[row, end_origins[row][rank]].tolist()
+                finished[active[row]].append((end_scores[row][rank] / penalty, prefix))
 
         # The k best non-EOS candidates stay alive.
         alive_scores = top_scores.masked_fill(tokens == EOS, float("-inf"))
@@ -109,10 +112,9 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_lengths: torch.Tensor,
                 continue
             if step >= limits[sentence]:
                 penalty = length_penalty(step, alpha)
-                for beam in range(k):
-                    if torch.isfinite(scores[row, beam]):
-                        finished[sentence].append((scores[row, beam].item() / penalty,
-                                                   history[row, beam].tolist()))
+                for score, prefix in zip(scores[row].tolist(), history[row].tolist()):
+                    if math.isfinite(score):
+                        finished[sentence].append((score / penalty, prefix))
                 continue
             keep.append(row)
         rows = torch.tensor(keep, dtype=torch.long, device=device)
