@@ -17,6 +17,7 @@ Prints a table and writes JSON. Figures are medians where repeated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -75,20 +76,24 @@ def flops_per_target_token(model: ModelConfig, src_per_tgt: float, mean_src_len:
     return 3 * forward
 
 
-def benchmark_training(config: Config, steps: int, warmup: int) -> dict:
+def benchmark_training(config: Config, steps: int, warmup: int, profile: bool) -> dict:
     trainer = Trainer(config, overwrite=True)
     cfg = config.training
     batches = trainer.epoch_batches(1)[: warmup + steps]
     tokens, seconds = 0, 0.0
-    for i, indices in enumerate(batches):
-        started = time.perf_counter()
-        batch = make_batch(trainer.train_data, indices).to(trainer.device)
-        trainer.train_step([batch], batch.num_tokens)
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            seconds += time.perf_counter() - started
-            tokens += batch.num_tokens
+    profiler = torch.profiler.profile() if profile else contextlib.nullcontext()
+    with profiler:
+        for i, indices in enumerate(batches):
+            started = time.perf_counter()
+            batch = make_batch(trainer.train_data, indices).to(trainer.device)
+            trainer.train_step([batch], batch.num_tokens)
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                seconds += time.perf_counter() - started
+                tokens += batch.num_tokens
+    if profile:  # where the time goes, by operator (the profiler slows the steps down)
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
     data = trainer.train_data
     src_per_tgt = float((data.src_lengths().sum()) / (data.tgt_lengths() + 1).sum())
     flops = flops_per_target_token(config.model, src_per_tgt,
@@ -142,6 +147,8 @@ def main() -> int:
                         help="sentences per translation batch (default: the checkpoint's)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--skip-int8", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="print torch.profiler's operator table for the training steps")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -175,7 +182,7 @@ def main() -> int:
         stats = preprocess(config)
         results["preprocess"] = {"seconds": time.perf_counter() - started,
                                  "pairs_per_s": stats["train_pairs_per_second"]}
-    results["training"] = benchmark_training(config, args.steps, args.warmup)
+    results["training"] = benchmark_training(config, args.steps, args.warmup, args.profile)
     results["training"]["fraction_of_fp32_peak"] = (
         results["training"]["achieved_gflop_s"] / results["matmul_gflop_s"]["fp32_2048"])
 
