@@ -102,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length-ratio", type=float,
                    help="output length limit: ratio * input pieces + 10")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--quantize", choices=["int8"],
-                   help="int8 dynamic quantisation of the LSTM and linear layers (CPU only; "
-                   "faster, BLEU within about half a point)")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
+                   help="fp32 (default); bf16: autocast, fastest on CPUs with AVX-512 BF16 or "
+                   "AMX and on recent GPUs; int8: dynamic quantisation of the LSTM and linear "
+                   "layers, CPU only. See README.md for their speed and BLEU.")
     p.add_argument("--replace-invalid", action="store_true",
                    help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
     p.set_defaults(run=_run_translate)
@@ -184,7 +185,7 @@ def _run_translate(args: argparse.Namespace) -> int:
         max_length_ratio=(decoding.max_length_ratio if args.max_length_ratio is None
                           else args.max_length_ratio),
         batch_size=decoding.batch_size if args.batch_size is None else args.batch_size,
-        device=resolve_device(args.device), quantize_int8=args.quantize == "int8")
+        device=resolve_device(args.device), precision=args.precision)
     if options.beam_size < 1 or options.batch_size < 1 or options.max_length_ratio <= 0:
         raise NmtError("--beam and --batch-size must be at least 1, --max-length-ratio > 0")
     translate_file(Translator(checkpoint, options), args.input, args.output,

@@ -39,7 +39,7 @@ class TranslateOptions:
     max_length_ratio: float
     batch_size: int
     device: torch.device
-    quantize_int8: bool = False
+    precision: str = "fp32"  # fp32; bf16 (autocast); int8 (dynamic quantisation, CPU only)
 
 
 def quantize_int8(model: nn.Module) -> nn.Module:
@@ -63,9 +63,9 @@ class Translator:
         self.checkpoint = checkpoint
         self.options = options
         self.model = checkpoint.build_model(options.device)
-        if options.quantize_int8:
+        if options.precision == "int8":
             if options.device.type != "cpu":
-                raise NmtError("--quantize int8 runs on the CPU only (use --device cpu)")
+                raise NmtError("--precision int8 runs on the CPU only (use --device cpu)")
             self.model = quantize_int8(self.model)
         self.lowercase = checkpoint.config.data.lowercase
 
@@ -79,8 +79,10 @@ class Translator:
                             first_line_number + offset, len(ids), MAX_INPUT_PIECES)
                 del ids[MAX_INPUT_PIECES:]
         opts = self.options
-        outputs = translate_ids(self.model, sources, opts.beam_size, opts.length_penalty,
-                                opts.max_length_ratio, opts.batch_size, opts.device, progress)
+        with torch.autocast(opts.device.type, dtype=torch.bfloat16,
+                            enabled=opts.precision == "bf16"):
+            outputs = translate_ids(self.model, sources, opts.beam_size, opts.length_penalty,
+                                    opts.max_length_ratio, opts.batch_size, opts.device, progress)
         results = [self.checkpoint.tgt_vocab.decode(ids) for ids in outputs]
         for offset, (source, result) in enumerate(zip(sources, results)):
             if source and not result:

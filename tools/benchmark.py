@@ -4,8 +4,8 @@
 Default workload: the Multi30k de-en reference model (configs/multi30k_de-en.yaml)
 trained on the corpus in --data; translation of the 1,000-sentence
 test_2016_flickr source side with a trained checkpoint (--checkpoint), greedy
-and beam 5, fp32 and int8, with BLEU so that speed is never bought with
-quality silently. Also measures the machine's own matrix-multiply peak in the
+and beam 5, in fp32, bf16 and int8, with BLEU so that speed is never bought
+with quality silently. Also measures the machine's own matrix-multiply peak in the
 same run and the model's share of it.
 
     python tools/benchmark.py --data ../shared/data/multi30k \\
@@ -107,14 +107,13 @@ def benchmark_training(config: Config, steps: int, warmup: int, profile: bool) -
 
 
 def benchmark_translation(checkpoint: Path, source: Path, reference: Path, beam: int,
-                          quantize: bool, threads: int, batch_size: int | None) -> dict:
+                          precision: str, threads: int, batch_size: int | None) -> dict:
     """Whole process, as a user runs it: interpreter start, model load, translation, exit."""
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "hyp"
         command = [sys.executable, "-m", "nmt", "-q", "translate", "-c", str(checkpoint),
-                   "-i", str(source), "-o", str(output), "--beam", str(beam), "--device", "cpu"]
-        if quantize:
-            command += ["--quantize", "int8"]
+                   "-i", str(source), "-o", str(output), "--beam", str(beam), "--device", "cpu",
+                   "--precision", precision]
         if batch_size:
             command += ["--batch-size", str(batch_size)]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -125,7 +124,7 @@ def benchmark_translation(checkpoint: Path, source: Path, reference: Path, beam:
     references = list(read_lines(reference))
     bleu, chrf = corpus_scores(hypotheses, references, ("bleu", "chrf"))
     pieces = sum(len(h.split()) for h in hypotheses)
-    return {"beam": beam, "int8": quantize, "sentences": len(hypotheses),
+    return {"beam": beam, "precision": precision, "sentences": len(hypotheses),
             "process_seconds": seconds, "sentences_per_s": len(hypotheses) / seconds,
             "words_per_s": pieces / seconds, "bleu": bleu.score, "bleu_signature": bleu.signature,
             "chrf": chrf.score}
@@ -146,7 +145,8 @@ def main() -> int:
     parser.add_argument("--translate-batch-size", type=int, default=None,
                         help="sentences per translation batch (default: the checkpoint's)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--skip-int8", action="store_true")
+    parser.add_argument("--translate-precisions", default="fp32,bf16,int8",
+                        help="comma-separated translation precisions to measure")
     parser.add_argument("--profile", action="store_true",
                         help="print torch.profiler's operator table for the training steps")
     parser.add_argument("--json", help="write the results here")
@@ -189,11 +189,11 @@ def main() -> int:
     if args.checkpoint:
         source = Path(f"{args.data}/test_2016_flickr.{src}.gz")
         reference = Path(f"{args.data}/test_2016_flickr.{tgt}.gz")
-        runs = [(1, False), (5, False)] + ([] if args.skip_int8 else [(1, True), (5, True)])
         results["translation"] = [benchmark_translation(Path(args.checkpoint), source, reference,
-                                                        beam, quantize, args.threads,
+                                                        beam, precision, args.threads,
                                                         args.translate_batch_size)
-                                  for beam, quantize in runs]
+                                  for precision in args.translate_precisions.split(",")
+                                  for beam in (1, 5)]
     print_table(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
@@ -218,7 +218,7 @@ def print_table(results: dict) -> None:
           f"{t['peak_rss_mb']:.0f} MB")
     for r in results.get("translation", []):
         mode = f"beam {r['beam']}" if r["beam"] > 1 else "greedy"
-        print(f"translate {mode:7s} {'int8' if r['int8'] else 'fp32'}: "
+        print(f"translate {mode:7s} {r['precision']}: "
               f"{r['sentences_per_s']:6.1f} sent/s (whole process, {r['process_seconds']:.1f} s), "
               f"BLEU {r['bleu']:.2f}, chrF {r['chrf']:.2f}")
 
