@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quickstart on the shipped sample corpus (data/, synthetic English -> German):
-# preprocess, train a small model for about two minutes on CPU, translate the
+# preprocess, train a small model (at most two minutes on CPU), translate the
 # test set with beam search and score it. Run from anywhere after `pip install -e .`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
