@@ -158,7 +158,8 @@ class Trainer:
             log.info("effective batch: about %d target tokens (%d per batch x %d batches per "
                      "update x %d processes); learning rate %g", cfg.batch_tokens *
                      cfg.update_every * self.dist.world_size, cfg.batch_tokens,
-                     cfg.update_every, self.dist.world_size, cfg.learning_rate)
+                     cfg.update_every, self.dist.world_size,
+                     self.optimizer.param_groups[0]["lr"])  # after any decay, when resuming
             with self.dist.lost_contact_is_an_error():
                 validation = self._run(signals)
             self._check_processes_agree()
