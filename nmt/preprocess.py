@@ -124,11 +124,8 @@ def preprocess(config: Config, replace_invalid: bool = False) -> dict:
         if not prefix:
             continue
         with atomic_write(out / f"{split}.ref") as refs:
-            def normalized_pairs():
-                for src, tgt in read_parallel(prefix, data, replace_invalid):
-                    refs.write(tgt + "\n")
-                    yield normalize(src, data.lowercase), normalize(tgt, data.lowercase)
-            stats[split] = _encode_split(normalized_pairs(), out / split, src_vocab, tgt_vocab,
+            pairs = _normalized_keeping_references(prefix, data, replace_invalid, refs)
+            stats[split] = _encode_split(pairs, out / split, src_vocab, tgt_vocab,
                                          data, Counter(), seen=None)
 
     seconds = time.perf_counter() - started
@@ -137,6 +134,14 @@ def preprocess(config: Config, replace_invalid: bool = False) -> dict:
     with atomic_write(out / "stats.json") as stream:
         json.dump(stats, stream, indent=1)
     return stats
+
+
+def _normalized_keeping_references(prefix: str, data: DataConfig, replace_invalid: bool,
+                                   refs) -> Iterator[tuple[str, str]]:
+    """Normalised pairs of a scoring split; the raw targets go to `refs` for BLEU."""
+    for src, tgt in read_parallel(prefix, data, replace_invalid):
+        refs.write(tgt + "\n")
+        yield normalize(src, data.lowercase), normalize(tgt, data.lowercase)
 
 
 def _encode_split(pairs, prefix: Path, src_vocab: Vocabulary, tgt_vocab: Vocabulary,
