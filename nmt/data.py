@@ -9,10 +9,11 @@ with `torch.from_file` and maps the SentencePiece ids to the model's.
 from __future__ import annotations
 
 import array
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Iterator, Sequence
 
 import torch
 
@@ -41,19 +42,12 @@ class IdsWriter:
         self.tokens += len(ids)
 
 
-class open_ids_writer:  # noqa: N801 - used like open()
-    """Context manager: ``with open_ids_writer(dir / "train.src") as writer: writer.add(ids)``."""
-
-    def __init__(self, prefix: Path):
-        self._ids = atomic_write(f"{prefix}.ids", "wb")
-        self._lengths = atomic_write(f"{prefix}.lengths", "wb")
-
-    def __enter__(self) -> IdsWriter:
-        return IdsWriter(self._ids.__enter__(), self._lengths.__enter__())
-
-    def __exit__(self, *exc_info) -> None:
-        self._lengths.__exit__(*exc_info)
-        self._ids.__exit__(*exc_info)
+@contextlib.contextmanager
+def open_ids_writer(prefix: Path) -> Iterator[IdsWriter]:
+    """``with open_ids_writer(dir / "train.src") as writer: writer.add(ids)``; atomic."""
+    with atomic_write(f"{prefix}.ids", "wb") as ids, \
+            atomic_write(f"{prefix}.lengths", "wb") as lengths:
+        yield IdsWriter(ids, lengths)
 
 
 def read_ids(prefix: Path) -> tuple[torch.Tensor, torch.Tensor]:
