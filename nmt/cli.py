@@ -9,6 +9,7 @@ with status 1. Subcommands import their modules when they run, so that
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -178,16 +179,19 @@ def _run_translate(args: argparse.Namespace) -> int:
     from nmt.translation import TranslateOptions, Translator, translate_file
 
     checkpoint = load_checkpoint(args.checkpoint)
-    decoding = checkpoint.config.decoding
-    options = TranslateOptions(
-        beam_size=decoding.beam_size if args.beam is None else args.beam,
-        length_penalty=decoding.length_penalty if args.alpha is None else args.alpha,
-        max_length_ratio=(decoding.max_length_ratio if args.max_length_ratio is None
-                          else args.max_length_ratio),
-        batch_size=decoding.batch_size if args.batch_size is None else args.batch_size,
-        device=resolve_device(args.device), precision=args.precision)
-    if options.beam_size < 1 or options.batch_size < 1 or options.max_length_ratio <= 0:
-        raise NmtError("--beam and --batch-size must be at least 1, --max-length-ratio > 0")
+    # Command-line values override the checkpoint's decoding section and are
+    # validated by the same checks as a config file's.
+    flags = {"beam_size": "--beam", "length_penalty": "--alpha",
+             "max_length_ratio": "--max-length-ratio", "batch_size": "--batch-size"}
+    given = {key: getattr(args, flag.lstrip("-").replace("-", "_"))
+             for key, flag in flags.items()}
+    decoding = dataclasses.replace(checkpoint.config.decoding,
+                                   **{k: v for k, v in given.items() if v is not None})
+    for key, problem in decoding.check():
+        raise NmtError(f"{flags[key]}: {problem}, got {getattr(decoding, key)!r}")
+    options = TranslateOptions(decoding.beam_size, decoding.length_penalty,
+                               decoding.max_length_ratio, decoding.batch_size,
+                               resolve_device(args.device), args.precision)
     translate_file(Translator(checkpoint, options), args.input, args.output,
                    args.replace_invalid)
     return 0

@@ -119,8 +119,9 @@ def token_batches(src_lengths: torch.Tensor, tgt_lengths: torch.Tensor, batch_to
     """
     n = len(tgt_lengths)
     costs = (tgt_lengths + 1).tolist()
+    src_costs = src_lengths.tolist()  # plain lists: the sort keys run once per sentence
     if generator is None:
-        order = sorted(range(n), key=lambda i: (costs[i], int(src_lengths[i])))
+        order = sorted(range(n), key=lambda i: (costs[i], src_costs[i]))
         return _cut(order, costs, batch_tokens)
     order = torch.randperm(n, generator=generator).tolist()
     mean_cost = max(1.0, sum(costs) / max(n, 1))
@@ -128,7 +129,7 @@ def token_batches(src_lengths: torch.Tensor, tgt_lengths: torch.Tensor, batch_to
     batches = []
     for start in range(0, n, pool_size):
         pool = sorted(order[start:start + pool_size],
-                      key=lambda i: (costs[i], int(src_lengths[i])))
+                      key=lambda i: (costs[i], src_costs[i]))
         batches += _cut(pool, costs, batch_tokens)
     permutation = torch.randperm(len(batches), generator=generator).tolist()
     return [batches[i] for i in permutation]

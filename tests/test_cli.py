@@ -156,7 +156,8 @@ def test_training_a_finished_run_again_changes_nothing(sample_run, caplog):
     assert {name: (run / name).read_bytes() for name in before} == before
 
 
-@pytest.mark.parametrize("args", [["--beam", "0"], ["--batch-size", "0"]])
+@pytest.mark.parametrize("args", [["--beam", "0"], ["--batch-size", "0"], ["--alpha", "-1"],
+                                  ["--max-length-ratio", "0"]])
 def test_translate_rejects_bad_options(sample_run, args, capsys):
     assert main(["translate", "-c", str(sample_run / "run/best.pt"), *args]) == 1
-    one_line_error(capsys)
+    assert one_line_error(capsys).startswith(f"nmt translate: error: {args[0]}: ")
