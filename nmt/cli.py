@@ -91,12 +91,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("translate", help="translate text with a trained model",
                             description="Translate raw text, one sentence per line; every "
-                            "input line gives exactly one output line, in order.")
-    p.add_argument("--checkpoint", "-c", required=True, help="checkpoint file (best.pt or last.pt)")
+                            "input line gives exactly one output line (or, with --n-best K, "
+                            "K Moses n-best lines), in order. Input from a terminal or a pipe "
+                            "is translated line by line as it arrives.")
+    p.add_argument("--checkpoint", "-c", required=True, action="append",
+                   help="checkpoint file (best.pt or last.pt); give it several times for an "
+                   "ensemble (models sharing their vocabularies, probabilities averaged)")
     p.add_argument("-i", "--input", help="input file, plain or .gz (default: stdin)")
     p.add_argument("-o", "--output", help="output file, written atomically (default: stdout)")
     p.add_argument("--beam", "-k", type=int, help="beam size; 1 = greedy "
                    "(default: the checkpoint config's decoding.beam_size)")
+    p.add_argument("--n-best", type=int, help="hypotheses per input line, best first, at most "
+                   "the beam size (default 1); text output then has Moses n-best lines "
+                   "'LINE ||| TEXT ||| logprob=L ||| SCORE' (LINE counts from 0)")
+    p.add_argument("--output-format", choices=["text", "jsonl"], default="text",
+                   help="text (default): translations only; jsonl: one JSON object per input "
+                   "line with source, hypotheses, scores, pieces and per-piece log-probabilities")
+    p.add_argument("--attention", action="store_true",
+                   help="with --output-format jsonl: add each hypothesis's attention matrix "
+                   "(target pieces + EOS x source pieces) and its Pharaoh word alignment")
+    p.add_argument("--force-target", metavar="FILE",
+                   help="forced decoding: score FILE's lines as translations of the input "
+                   "instead of searching (text output: total log-probability and perplexity)")
     p.add_argument("--batch-size", type=int, help="sentences per batch (default: from config)")
     p.add_argument("--alpha", type=float,
                    help="GNMT length penalty alpha (default: decoding.length_penalty)")
@@ -176,24 +192,26 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_translate(args: argparse.Namespace) -> int:
     from nmt.checkpoint import load_checkpoint
     from nmt.device import resolve_device
-    from nmt.translation import TranslateOptions, Translator, translate_file
+    from nmt.translate_io import translate_file
+    from nmt.translation import Translator
 
-    checkpoint = load_checkpoint(args.checkpoint)
+    if args.attention and args.output_format != "jsonl":
+        raise NmtError("--attention needs --output-format jsonl")
+    checkpoints = [load_checkpoint(path) for path in args.checkpoint]
     # Command-line values override the checkpoint's decoding section and are
     # validated by the same checks as a config file's.
-    flags = {"beam_size": "--beam", "length_penalty": "--alpha",
+    flags = {"beam_size": "--beam", "length_penalty": "--alpha", "n_best": "--n-best",
              "max_length_ratio": "--max-length-ratio", "batch_size": "--batch-size"}
     given = {key: getattr(args, flag.lstrip("-").replace("-", "_"))
              for key, flag in flags.items()}
-    decoding = dataclasses.replace(checkpoint.config.decoding,
+    decoding = dataclasses.replace(checkpoints[0].config.decoding,
                                    **{k: v for k, v in given.items() if v is not None})
     for key, problem in decoding.check():
         raise NmtError(f"{flags[key]}: {problem}, got {getattr(decoding, key)!r}")
-    options = TranslateOptions(decoding.beam_size, decoding.length_penalty,
-                               decoding.max_length_ratio, decoding.batch_size,
-                               resolve_device(args.device), args.precision)
-    translate_file(Translator(checkpoint, options), args.input, args.output,
-                   args.replace_invalid)
+    translator = Translator(checkpoints, resolve_device(args.device), args.precision, decoding,
+                            args.checkpoint)
+    translate_file(translator, args.input, args.output, args.output_format, args.attention,
+                   args.force_target, args.replace_invalid)
     return 0
 
 

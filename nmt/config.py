@@ -168,11 +168,14 @@ class DecodingConfig:
     length_penalty: float = 1.0  # GNMT alpha; 0 = raw log-probability
     max_length_ratio: float = 2.0  # output pieces at most ratio * input pieces + 10
     batch_size: int = 64  # sentences per translation batch
+    n_best: int = 1  # hypotheses output per input line, at most beam_size
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
         if self.beam_size < 1:
             problems.append(("beam_size", "must be at least 1"))
+        if not 1 <= self.n_best <= self.beam_size:
+            problems.append(("n_best", f"must be in [1, beam_size = {self.beam_size}]"))
         if self.length_penalty < 0:
             problems.append(("length_penalty", "must be >= 0"))
         if self.max_length_ratio <= 0:

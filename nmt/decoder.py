@@ -80,16 +80,17 @@ class Decoder(nn.Module):
         return memory, state
 
     def step(self, embedded: torch.Tensor, state: DecoderState, memory: Memory
-             ) -> tuple[torch.Tensor, torch.Tensor, DecoderState]:
+             ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], DecoderState]:
         """One step from the previous word's embedding (batch x emb).
 
-        Returns s_t (batch x hidden), c_t (batch x enc) and the new state.
+        Returns s_t (batch x hidden), c_t (batch x enc), the attention weights
+        (batch x src_len; None without attention) and the new state.
         """
         if self.attention is not None:
-            context, _ = self.attention(state[-1][0], memory.projected_keys,
-                                        memory.annotations, memory.mask)
+            context, weights = self.attention(state[-1][0], memory.projected_keys,
+                                              memory.annotations, memory.mask)
         else:
-            context = memory.summary
+            context, weights = memory.summary, None
         layer_input = torch.cat([embedded, context], dim=1)
         new_state = []
         for i, cell in enumerate(self.cells):
@@ -99,7 +100,7 @@ class Decoder(nn.Module):
             layer_state = output if self.is_lstm else (output,)
             new_state.append(layer_state)
             layer_input = layer_state[0]
-        return layer_input, context, new_state
+        return layer_input, context, weights, new_state
 
     def logits(self, hidden: torch.Tensor, context: torch.Tensor,
                embedded: torch.Tensor) -> torch.Tensor:
@@ -113,15 +114,8 @@ class Decoder(nn.Module):
         embedded = self.dropout(self.embedding(tgt_in))  # batch x tgt_len x emb
         hiddens, contexts = [], []
         for t in range(tgt_in.size(1)):
-            hidden, context, state = self.step(embedded[:, t], state, memory)
+            hidden, context, _, state = self.step(embedded[:, t], state, memory)
             hiddens.append(hidden)
             contexts.append(context)
         # The output layer runs once over all steps: one large matmul instead of tgt_len small ones.
         return self.logits(torch.stack(hiddens, 1), torch.stack(contexts, 1), embedded)
-
-    def step_log_probs(self, prev_tokens: torch.Tensor, state: DecoderState, memory: Memory
-                       ) -> tuple[torch.Tensor, DecoderState]:
-        """Search step: log p(y_t | y_<t, x) (batch x V) given the previous tokens (batch)."""
-        embedded = self.embedding(prev_tokens)
-        hidden, context, state = self.step(embedded, state, memory)
-        return torch.log_softmax(self.logits(hidden, context, embedded).float(), dim=-1), state

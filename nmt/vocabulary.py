@@ -69,6 +69,10 @@ class Vocabulary:
         lookup = self.from_sentencepiece
         return [[lookup[i] for i in ids] for ids in self._sp.encode(list(texts))]
 
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        """The SentencePiece piece of each model id (special ids as <pad>, <s>, ...)."""
+        return [self._sp.id_to_piece(self.kept[i]) for i in ids]
+
     def decode(self, ids: Sequence[int]) -> str:
         return self._sp.decode([self.kept[i] for i in ids if i > EOS or i == UNK])
 

@@ -10,18 +10,21 @@ import torch
 from nmt.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from nmt.device import resolve_device
 from nmt.errors import NmtError
-from nmt.translation import TranslateOptions, Translator
+from nmt.config import DecodingConfig
+from nmt.translation import Translator
 
 SENTENCES = ["A dog is running in the park.", "", "Two women are eating an apple."]
 
 
-def options(beam: int) -> TranslateOptions:
-    return TranslateOptions(beam, 1.0, 2.0, 8, resolve_device("cpu"))
+def translate(checkpoint, beam: int) -> list[str]:
+    translator = Translator([checkpoint], resolve_device("cpu"),
+                            decoding=DecodingConfig(beam_size=beam, batch_size=8))
+    return [result.hypotheses[0].text for result in translator.translate(SENTENCES)]
 
 
 def test_round_trip_translates_identically(sample_run, tmp_path):
     original = load_checkpoint(sample_run / "run/best.pt")
-    before = Translator(original, options(3)).translate(SENTENCES)
+    before = translate(original, 3)
     copy = tmp_path / "copy.pt"
     save_checkpoint(copy, original)
     reloaded = load_checkpoint(copy)
@@ -29,7 +32,7 @@ def test_round_trip_translates_identically(sample_run, tmp_path):
     assert reloaded.src_vocab.kept == original.src_vocab.kept
     for name, tensor in original.model_state.items():
         assert torch.equal(tensor, reloaded.model_state[name]), name
-    assert Translator(reloaded, options(3)).translate(SENTENCES) == before
+    assert translate(reloaded, 3) == before
     assert before[1] == "" and before[0]
 
 

@@ -13,7 +13,9 @@ from nmt.config import DataConfig
 from nmt.data import read_ids
 from nmt.device import resolve_device
 from nmt.preprocess import _encode_split
-from nmt.translation import TranslateOptions, Translator, translate_file
+from nmt.config import DecodingConfig
+from nmt.translate_io import translate_file
+from nmt.translation import Translator
 from nmt.vocabulary import normalize
 
 # Any Unicode except the line separator itself (\n ends a line by definition; \r\n too).
@@ -27,7 +29,8 @@ SETTINGS = settings(max_examples=40, deadline=None,
 @pytest.fixture(scope="module")
 def translator(sample_run):
     checkpoint = load_checkpoint(sample_run / "run/best.pt")
-    return Translator(checkpoint, TranslateOptions(2, 1.0, 1.0, 4, resolve_device("cpu")))
+    return Translator([checkpoint], resolve_device("cpu"),
+                      decoding=DecodingConfig(beam_size=2, max_length_ratio=1.0, batch_size=4))
 
 
 @given(line_text)
@@ -54,7 +57,7 @@ def test_translate_keeps_one_output_line_per_input_line(translator, tmp_path, li
 @SETTINGS
 @given(pairs=st.lists(st.tuples(line_text, line_text), min_size=1, max_size=10))
 def test_encoding_keeps_every_dev_pair(translator, tmp_path, pairs):
-    vocab = translator.checkpoint.src_vocab
+    vocab = translator.src_vocab
     normalized = [(normalize(s), normalize(t)) for s, t in pairs]
     counts = _encode_split(iter(normalized), tmp_path / "dev", vocab, vocab, DataConfig(),
                            Counter(), seen=None)

@@ -64,8 +64,9 @@ def test_attention_none_uses_the_fixed_encoder_summary():
     src, lengths = random_batch(5, [4, 6])
     memory, state = model.encode(src, lengths)
     assert memory.projected_keys is None
-    _, context, _ = model.decoder.step(torch.zeros(2, 16), state, memory)
+    _, context, weights, _ = model.decoder.step(torch.zeros(2, 16), state, memory)
     torch.testing.assert_close(context, memory.summary)
+    assert weights is None
 
 
 def test_loss_ignores_padding(model):

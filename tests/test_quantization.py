@@ -10,12 +10,15 @@ from nmt.checkpoint import load_checkpoint
 from nmt.device import resolve_device
 from nmt.errors import NmtError
 from nmt.textio import read_lines
-from nmt.translation import TranslateOptions, Translator
+from nmt.config import DecodingConfig
+from nmt.translation import Translator
 
 
 def translate_dev(checkpoint, beam: int, precision: str, device: str = "cpu") -> list[str]:
-    options = TranslateOptions(beam, 1.0, 2.0, 32, resolve_device(device), precision)
-    return Translator(checkpoint, options).translate(list(read_lines(REPO / "data/dev.en")))
+    translator = Translator([checkpoint], resolve_device(device), precision,
+                            DecodingConfig(beam_size=beam, batch_size=32))
+    results = translator.translate(list(read_lines(REPO / "data/dev.en")))
+    return [result.hypotheses[0].text for result in results]
 
 
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
@@ -31,8 +34,7 @@ def test_fast_translations_agree_with_float32_on_most_sentences(sample_run, beam
 
 def test_int8_quantizes_the_recurrent_and_linear_layers(sample_run):
     checkpoint = load_checkpoint(sample_run / "run/best.pt")
-    options = TranslateOptions(1, 1.0, 2.0, 8, resolve_device("cpu"), precision="int8")
-    model = Translator(checkpoint, options).model
+    [model] = Translator([checkpoint], resolve_device("cpu"), "int8").models
     kinds = {type(m).__module__ for m in model.modules()}
     assert "torch.ao.nn.quantized.dynamic.modules.rnn" in kinds
     assert "torch.ao.nn.quantized.dynamic.modules.linear" in kinds
@@ -50,4 +52,4 @@ def test_gpu_translation_matches_cpu(sample_run):
 def test_int8_refuses_a_gpu(sample_run):
     checkpoint = load_checkpoint(sample_run / "run/best.pt")
     with pytest.raises(NmtError, match="CPU only"):
-        Translator(checkpoint, TranslateOptions(1, 1.0, 2.0, 8, torch.device("cuda"), "int8"))
+        Translator([checkpoint], torch.device("cuda"), "int8")

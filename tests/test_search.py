@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import random_batch, tiny_model
+from nmt.decode_step import ModelStep
 from nmt.model import token_nll
 from nmt.scoring import corpus_bleu
 from nmt.search import (beam_search, greedy_search, length_penalty, max_output_lengths,
@@ -13,10 +14,17 @@ from nmt.search import (beam_search, greedy_search, length_penalty, max_output_l
 from nmt.vocabulary import BOS, EOS, PAD
 
 
-def sequence_score(model, src, length, hypothesis, limit, alpha):
-    """Length-normalised log-probability, as beam search scores a finished hypothesis."""
-    ended = len(hypothesis) < limit  # a hypothesis cut at the limit has no EOS
-    target = hypothesis + [EOS] if ended else hypothesis
+def greedy(model, src, lengths, *args, **kwargs) -> list[list[int]]:
+    return [h.tokens for h in greedy_search(ModelStep(model), src, lengths, *args, **kwargs)]
+
+
+def beam(model, src, lengths, *args, **kwargs) -> list[list[int]]:
+    return [hs[0].tokens for hs in beam_search(ModelStep(model), src, lengths, *args, **kwargs)]
+
+
+def sequence_score(model, src, length, hypothesis, alpha):
+    """Length-normalised log-probability (EOS included), as search scores a hypothesis."""
+    target = hypothesis + [EOS]
     tgt_in = torch.tensor([[BOS] + target[:-1]])
     with torch.inference_mode():
         logits = model(src.unsqueeze(0)[:, :length], torch.tensor([length]), tgt_in)
@@ -29,7 +37,7 @@ def sequence_score(model, src, length, hypothesis, limit, alpha):
 def test_beam_size_one_equals_greedy(seed, cell, attention):
     model = tiny_model(seed=seed, cell=cell, attention=attention)
     src, lengths = random_batch(seed, [5, 1, 9, 3, 7])
-    assert beam_search(model, src, lengths, beam_size=1) == greedy_search(model, src, lengths)
+    assert beam(model, src, lengths, beam_size=1) == greedy(model, src, lengths)
 
 
 @pytest.mark.parametrize("search", ["greedy", "beam"])
@@ -54,10 +62,10 @@ def test_outputs_respect_the_length_limit():
     model = tiny_model(seed=9)
     src, lengths = random_batch(9, [3, 6])
     limits = max_output_lengths(lengths, 0.5).tolist()
-    for output, limit in zip(greedy_search(model, src, lengths, 0.5), limits):
-        assert len(output) <= limit
-    for output, limit in zip(beam_search(model, src, lengths, 3, 1.0, 0.5), limits):
-        assert len(output) <= limit
+    for output, limit in zip(greedy(model, src, lengths, 0.5), limits):
+        assert len(output) + 1 <= limit  # EOS counted
+    for output, limit in zip(beam(model, src, lengths, 3, 1.0, 0.5), limits):
+        assert len(output) + 1 <= limit
         assert PAD not in output and BOS not in output and EOS not in output
 
 
@@ -66,13 +74,12 @@ def test_outputs_respect_the_length_limit():
 def test_beam_is_never_worse_than_greedy_under_its_own_score(seed, alpha):
     model = tiny_model(seed=seed, tgt_vocab=12)  # a small vocabulary gives EOS a fair chance
     src, lengths = random_batch(seed + 100, [4, 7, 2, 5])
-    limits = max_output_lengths(lengths, 2.0).tolist()
-    greedy = greedy_search(model, src, lengths)
-    beam = beam_search(model, src, lengths, beam_size=5, alpha=alpha)
-    for row in range(len(greedy)):
+    greedy_outputs = greedy(model, src, lengths)
+    beam_outputs = beam(model, src, lengths, beam_size=5, alpha=alpha)
+    for row in range(len(greedy_outputs)):
         args = (model, src[row], int(lengths[row]))
-        assert (sequence_score(*args, beam[row], limits[row], alpha)
-                >= sequence_score(*args, greedy[row], limits[row], alpha) - 1e-5)
+        assert (sequence_score(*args, beam_outputs[row], alpha)
+                >= sequence_score(*args, greedy_outputs[row], alpha) - 1e-5)
 
 
 def test_a_tiny_model_overfits_a_few_pairs_to_bleu_100():
@@ -101,7 +108,142 @@ def test_a_tiny_model_overfits_a_few_pairs_to_bleu_100():
         optimizer.step()
     model.eval()
     references = [" ".join(map(str, t)) for _, t in pairs]
-    for outputs in (greedy_search(model, src, lengths), beam_search(model, src, lengths, 4)):
+    for outputs in (greedy(model, src, lengths), beam(model, src, lengths, 4)):
         hypotheses = [" ".join(map(str, o)) for o in outputs]
         assert hypotheses == references
         assert corpus_bleu(hypotheses, references) == 100.0
+
+
+def biased_model(seed: int, **token_bias: float):
+    """A tiny model whose output layer strongly prefers (or avoids) some ids."""
+    model = tiny_model(seed=seed)
+    with torch.no_grad():
+        for token, bias in token_bias.items():
+            model.decoder.output.bias[{"PAD": PAD, "BOS": BOS, "EOS": EOS}[token]] += bias
+    return model
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_pad_and_bos_are_never_output_even_when_most_probable(beam_size):
+    model = biased_model(3, PAD=50.0, BOS=40.0)
+    src, lengths = random_batch(3, [4, 6, 2])
+    for hypotheses in beam_search(ModelStep(model), src, lengths, beam_size, n_best=beam_size):
+        for h in hypotheses:
+            assert h.tokens and PAD not in h.tokens and BOS not in h.tokens
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_a_hypothesis_cut_at_the_length_limit_ends_with_eos_and_is_scored_with_it(beam_size,
+                                                                                 alpha):
+    model = biased_model(4, EOS=-30.0)  # EOS is never chosen freely
+    src, lengths = random_batch(4, [3, 5])
+    limits = max_output_lengths(lengths, 1.0).tolist()
+    results = beam_search(ModelStep(model), src, lengths, beam_size, alpha, 1.0,
+                          n_best=beam_size)
+    for row, hypotheses in enumerate(results):
+        assert len(hypotheses) == beam_size
+        for h in hypotheses:
+            assert h.reached_limit and len(h.tokens) + 1 == limits[row]
+            assert len(h.token_logprobs) == limits[row]
+            expected = sequence_score(model, src[row], int(lengths[row]), h.tokens, alpha)
+            assert h.score == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6])
+def test_n_best_lists_are_sorted_distinct_and_scored_as_ranked(alpha):
+    model = tiny_model(seed=5, tgt_vocab=12)
+    src, lengths = random_batch(5, [4, 7, 2])
+    for row, hypotheses in enumerate(beam_search(ModelStep(model), src, lengths, 5, alpha,
+                                                 n_best=4)):
+        assert len(hypotheses) == 4
+        scores = [h.score for h in hypotheses]
+        assert scores == sorted(scores, reverse=True)
+        assert len({tuple(h.tokens) for h in hypotheses}) == 4
+        for h in hypotheses:
+            expected = sequence_score(model, src[row], int(lengths[row]), h.tokens, alpha)
+            assert h.score == pytest.approx(expected, abs=1e-4)
+            assert h.logprob == pytest.approx(sum(h.token_logprobs))
+
+
+@pytest.mark.parametrize("reverse_source", [False, True])
+def test_beam_one_attention_equals_greedy_attention_and_rows_sum_to_one(reverse_source):
+    model = tiny_model(seed=6, reverse_source=reverse_source)
+    src, lengths = random_batch(6, [5, 1, 8, 3])
+    greedy_results = greedy_search(ModelStep(model), src, lengths, attention=True)
+    beam_results = beam_search(ModelStep(model), src, lengths, 1, attention=True)
+    for row, (g, [b]) in enumerate(zip(greedy_results, beam_results)):
+        assert g.tokens == b.tokens and g.score == pytest.approx(b.score, abs=1e-4)
+        assert g.attention.shape == (len(g.tokens) + 1, int(lengths[row]))
+        assert torch.allclose(g.attention, b.attention, atol=1e-6)
+        assert torch.allclose(g.attention.sum(1), torch.ones(len(g.tokens) + 1), atol=1e-5)
+
+
+def test_attention_of_a_reversed_source_is_given_in_the_original_order():
+    """Reading the source reversed is the same model on reversed input: the attention
+    of the reversing model on x equals that of the plain model on reversed x, flipped."""
+    plain = tiny_model(seed=7)
+    reversing = tiny_model(seed=7, reverse_source=True)
+    src, lengths = random_batch(7, [6])
+    flipped = src.flip(1)
+    [a] = greedy_search(ModelStep(reversing), src, lengths, attention=True)
+    [b] = greedy_search(ModelStep(plain), flipped, lengths, attention=True)
+    assert a.tokens == b.tokens
+    assert torch.allclose(a.attention, b.attention.flip(1), atol=1e-6)
+
+
+def test_beam_attention_follows_each_hypothesis_through_reordering():
+    """Each n-best hypothesis's attention equals that of forcing its own pieces."""
+    from nmt.search import force_decode
+    model = tiny_model(seed=8, tgt_vocab=12)
+    src, lengths = random_batch(8, [5, 3])
+    results = beam_search(ModelStep(model), src, lengths, 4, n_best=4, attention=True)
+    for row, hypotheses in enumerate(results):
+        length = int(lengths[row])
+        for h in hypotheses:
+            [f] = force_decode(ModelStep(model), src[row:row + 1, :length], lengths[row:row + 1],
+                               [h.tokens], attention=True)
+            assert torch.allclose(h.attention, f.attention, atol=1e-5)
+            assert h.token_logprobs == pytest.approx(f.token_logprobs, abs=1e-4)
+
+
+def test_forced_decoding_gives_the_training_loss():
+    from nmt.search import force_decode
+    model = tiny_model(seed=9)
+    src, lengths = random_batch(9, [5, 3, 7])
+    targets = [[5, 6, 7], [8], [9, 10, 11, 12, 13]]
+    hypotheses = force_decode(ModelStep(model), src, lengths, targets)
+    for row, (h, target) in enumerate(zip(hypotheses, targets)):
+        length = int(lengths[row])
+        tgt_in = torch.tensor([[BOS] + target])
+        with torch.inference_mode():
+            logits = model(src[row:row + 1, :length], lengths[row:row + 1], tgt_in)
+            loss = token_nll(logits, torch.tensor([target + [EOS]])).item()
+        assert -h.logprob == pytest.approx(loss, rel=1e-5)
+        assert len(h.token_logprobs) == len(target) + 1
+
+
+def test_an_ensemble_of_a_model_with_itself_is_the_model():
+    from nmt.decode_step import EnsembleStep
+    model = tiny_model(seed=10)
+    src, lengths = random_batch(10, [4, 6, 2])
+    single = beam_search(ModelStep(model), src, lengths, 3, n_best=2, attention=True)
+    double = beam_search(EnsembleStep([ModelStep(model), ModelStep(model)]), src, lengths, 3,
+                         n_best=2, attention=True)
+    for hs, gs in zip(single, double):
+        for h, g in zip(hs, gs):
+            assert h.tokens == g.tokens and h.score == pytest.approx(g.score, abs=1e-5)
+            assert torch.allclose(h.attention, g.attention, atol=1e-6)
+
+
+def test_an_ensemble_averages_probabilities():
+    from nmt.decode_step import EnsembleStep
+    a, b = tiny_model(seed=11), tiny_model(seed=12)
+    src, lengths = random_batch(11, [4, 2])
+    prev = torch.tensor([BOS, BOS])
+    ensemble = EnsembleStep([ModelStep(a), ModelStep(b)])
+    log_probs, attention, _ = ensemble.advance(prev, ensemble.start(src, lengths))
+    pa, wa, _ = ModelStep(a).advance(prev, ModelStep(a).start(src, lengths))
+    pb, wb, _ = ModelStep(b).advance(prev, ModelStep(b).start(src, lengths))
+    assert torch.allclose(log_probs.exp(), (pa.exp() + pb.exp()) / 2, atol=1e-6)
+    assert torch.allclose(attention, (wa + wb) / 2, atol=1e-6)
