@@ -1,4 +1,4 @@
-"""The `nmt` command: preprocess, train, translate, score, download.
+"""The `nmt` command: preprocess, train, translate, average, score, download.
 
 This is the only place that parses arguments and turns errors into messages:
 an `NmtError` (or an OS error such as a full disk) prints one line and exits
@@ -111,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
     p.set_defaults(run=_run_translate)
 
+    p = commands.add_parser("average", help="average the weights of checkpoints",
+                            description="Average the weights of compatible checkpoints (same "
+                            "model config, vocabularies and parameters) into one checkpoint "
+                            "for translation, without training state. With --last N, average "
+                            "the N periodic checkpoints (ckpt-STEP.pt, see "
+                            "training.keep_checkpoints) of RUN_DIR with the highest steps.")
+    p.add_argument("inputs", nargs="+", metavar="CKPT",
+                   help="checkpoint files; with --last, one run directory")
+    p.add_argument("--last", type=int, metavar="N",
+                   help="average the last N periodic checkpoints of the run directory given")
+    p.add_argument("-o", "--output", required=True, help="checkpoint to write (atomically)")
+    p.set_defaults(run=_run_average)
+
     p = commands.add_parser("score", help="corpus BLEU, chrF and TER with sacreBLEU",
                             description="Score detokenised hypotheses against one or more "
                             "references with sacreBLEU and print each score with its "
@@ -207,6 +220,18 @@ def _run_translate(args: argparse.Namespace) -> int:
                                resolve_device(args.device), args.precision)
     translate_file(Translator(checkpoint, options), args.input, args.output,
                    args.replace_invalid)
+    return 0
+
+
+def _run_average(args: argparse.Namespace) -> int:
+    from nmt.average import last_checkpoints, write_average
+
+    paths = args.inputs
+    if args.last is not None:
+        if len(args.inputs) != 1:
+            raise NmtError(f"--last takes one run directory, got {len(args.inputs)} paths")
+        paths = last_checkpoints(args.inputs[0], args.last)
+    write_average(paths, args.output)
     return 0
 
 
