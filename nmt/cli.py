@@ -1,4 +1,4 @@
-"""The `nmt` command: preprocess, train, translate, score, download.
+"""The `nmt` command: preprocess, train, translate, average, score, download.
 
 This is the only place that parses arguments and turns errors into messages:
 an `NmtError` (or an OS error such as a full disk) prints one line and exits
@@ -127,13 +127,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
     p.set_defaults(run=_run_translate)
 
+    p = commands.add_parser("average", help="average the weights of checkpoints",
+                            description="Average the weights of compatible checkpoints (same "
+                            "model config, vocabularies and parameters) into one checkpoint "
+                            "for translation, without training state. With --last N, average "
+                            "the N periodic checkpoints (ckpt-STEP.pt, see "
+                            "training.keep_checkpoints) of RUN_DIR with the highest steps.")
+    p.add_argument("inputs", nargs="+", metavar="CKPT",
+                   help="checkpoint files; with --last, one run directory")
+    p.add_argument("--last", type=int, metavar="N",
+                   help="average the last N periodic checkpoints of the run directory given")
+    p.add_argument("-o", "--output", required=True, help="checkpoint to write (atomically)")
+    p.set_defaults(run=_run_average)
+
     p = commands.add_parser("score", help="corpus BLEU, chrF and TER with sacreBLEU",
-                            description="Score detokenised hypotheses against references "
-                            "with sacreBLEU and print each score with its signature.")
-    p.add_argument("--ref", "-r", required=True, help="reference file, one sentence per line")
+                            description="Score detokenised hypotheses against one or more "
+                            "references with sacreBLEU and print each score with its "
+                            "signature. With --moses-tok, score tokenised, lowercased BLEU "
+                            "as Multi30k papers report it (see README.md).")
+    p.add_argument("--ref", "-r", required=True, nargs="+", action="extend", metavar="FILE",
+                   help="reference file(s), one sentence per line, aligned with the "
+                   "hypotheses; several references: --ref A B or --ref A --ref B")
     p.add_argument("--hyp", help="hypothesis file (default: stdin)")
     p.add_argument("--metrics", default="bleu,chrf,ter",
                    help="comma-separated subset of bleu,chrf,ter (default: all three)")
+    p.add_argument("--tokenize", "-t",
+                   help="sacreBLEU's BLEU tokenizer: 13a (default), none, intl, char, zh, "
+                   "ja-mecab, ko-mecab, flores101, flores200")
+    p.add_argument("--lowercase", "-lc", action="store_true",
+                   help="case-insensitive BLEU and chrF (TER is case-insensitive anyway)")
+    p.add_argument("--moses-tok", metavar="LANG",
+                   help="lowercase, punctuation-normalise and Moses-tokenise the hypotheses "
+                   "(language LANG) and score them against references tokenised the same "
+                   "way, such as Multi30k's *.lc.norm.tok.* files (needs nmt[moses])")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=_run_score)
 
@@ -215,21 +241,40 @@ def _run_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_average(args: argparse.Namespace) -> int:
+    from nmt.average import last_checkpoints, write_average
+
+    paths = args.inputs
+    if args.last is not None:
+        if len(args.inputs) != 1:
+            raise NmtError(f"--last takes one run directory, got {len(args.inputs)} paths")
+        paths = last_checkpoints(args.inputs[0], args.last)
+    write_average(paths, args.output)
+    return 0
+
+
 def _run_score(args: argparse.Namespace) -> int:
-    from nmt.scoring import corpus_scores
+    from nmt.scoring import METRICS, ScoreOptions, corpus_scores
     from nmt.textio import read_lines
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in ("bleu", "chrf", "ter")]
+    unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         raise NmtError(f"--metrics: unknown metric {', '.join(unknown) or '(none)'}; "
-                       "choose from bleu, chrf, ter")
-    references = list(read_lines(args.ref))
+                       f"choose from {', '.join(METRICS)}")
+    default_tokenize = "none" if args.moses_tok else "13a"
+    options = ScoreOptions(args.tokenize or default_tokenize, args.lowercase, args.moses_tok)
+    for key, problem in options.check():
+        raise NmtError(f"--{key}: {problem}, got {getattr(options, key)!r}")
     hypotheses = list(read_lines(args.hyp or "-"))
-    if len(hypotheses) != len(references):
-        raise NmtError(f"{args.hyp or 'stdin'} has {len(hypotheses)} lines but {args.ref} has "
-                       f"{len(references)}; hypotheses and references must match line for line")
-    scores = corpus_scores(hypotheses, references, metrics)
+    references = []
+    for path in args.ref:
+        lines = list(read_lines(path))
+        if len(lines) != len(hypotheses):
+            raise NmtError(f"{args.hyp or 'stdin'} has {len(hypotheses)} lines but {path} has "
+                           f"{len(lines)}; hypotheses and references must match line for line")
+        references.append(lines)
+    scores = corpus_scores(hypotheses, references, metrics, options)
     if args.json:
         print(json.dumps([vars(s) for s in scores], indent=1))
     else:

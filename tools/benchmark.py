@@ -122,7 +122,7 @@ def benchmark_translation(checkpoint: Path, source: Path, reference: Path, beam:
         seconds = time.perf_counter() - started
         hypotheses = list(read_lines(output))
     references = list(read_lines(reference))
-    bleu, chrf = corpus_scores(hypotheses, references, ("bleu", "chrf"))
+    bleu, chrf = corpus_scores(hypotheses, [references], ("bleu", "chrf"))
     pieces = sum(len(h.split()) for h in hypotheses)
     return {"beam": beam, "precision": precision, "sentences": len(hypotheses),
             "process_seconds": seconds, "sentences_per_s": len(hypotheses) / seconds,
