@@ -1,4 +1,4 @@
-"""The `nmt` command: preprocess, train, translate, average, score, download.
+"""The `nmt` command: preprocess, train, translate, average, score, download, plot.
 
 This is the only place that parses arguments and turns errors into messages:
 an `NmtError` (or an OS error such as a full disk) prints one line and exits
@@ -167,6 +167,38 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Download Multi30k and verify its line counts.")
     add_download_arguments(p)
     p.set_defaults(run=run_download)
+
+    p = commands.add_parser("plot", help="draw attention or training curves (needs nmt[plot])",
+                            description="Draw a picture to a .png or .svg file (written "
+                            "atomically). Needs matplotlib: pip install 'nmt[plot]'.")
+    plots = p.add_subparsers(dest="plot", required=True, metavar="PLOT")
+    q = plots.add_parser("attention", help="the attention matrix of one translation",
+                         description="Draw the attention of one translation as a heatmap: "
+                         "source pieces across, target pieces and </s> down. Translate --text "
+                         "with --checkpoint, or take a line of the output of nmt translate "
+                         "--output-format jsonl --attention (--jsonl).")
+    source = q.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the sentence to translate (needs --checkpoint)")
+    source.add_argument("--jsonl", metavar="FILE", help="output of nmt translate "
+                        "--output-format jsonl --attention (plain or .gz)")
+    q.add_argument("--checkpoint", "-c", action="append", default=[],
+                   help="checkpoint file, with --text; give it several times for an ensemble")
+    q.add_argument("--line", type=int, default=1, help="with --jsonl: which line, from 1 "
+                   "(default 1)")
+    q.add_argument("--hypothesis", type=int, default=1,
+                   help="which hypothesis, 1 = the best (default 1)")
+    q.add_argument("--beam", "-k", type=int, help="with --text: beam size "
+                   "(default: the checkpoint config's decoding.beam_size)")
+    q.add_argument("--device", default="auto", help="with --text: auto, cpu, cuda or cuda:N "
+                   "(default: auto)")
+    q.add_argument("-o", "--output", required=True, help="picture file: .png or .svg")
+    q.set_defaults(run=_run_plot_attention)
+    q = plots.add_parser("curves", help="training curves of a run",
+                         description="Draw training loss, dev perplexity, dev BLEU and "
+                         "learning rate against the step, from RUN_DIR/metrics.jsonl.")
+    q.add_argument("run_dir", metavar="RUN_DIR", help="a training output directory")
+    q.add_argument("-o", "--output", required=True, help="picture file: .png or .svg")
+    q.set_defaults(run=_run_plot_curves)
     return parser
 
 
@@ -280,4 +312,22 @@ def _run_score(args: argparse.Namespace) -> int:
     else:
         for s in scores:
             print(f"{s.detail}\n  signature: {s.signature}")
+    return 0
+
+
+def _run_plot_attention(args: argparse.Namespace) -> int:
+    from nmt.plot import plot_attention
+
+    if args.jsonl is not None and (args.checkpoint or args.beam is not None):
+        raise NmtError("--jsonl plots a translation already made: "
+                       "drop --checkpoint and --beam")
+    plot_attention(args.output, args.checkpoint, args.text, args.jsonl, args.line,
+                   args.hypothesis, args.beam, args.device)
+    return 0
+
+
+def _run_plot_curves(args: argparse.Namespace) -> int:
+    from nmt.plot import plot_curves
+
+    plot_curves(args.run_dir, args.output)
     return 0
