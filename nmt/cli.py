@@ -1,4 +1,4 @@
-"""The `nmt` command: preprocess, train, translate, score, download.
+"""The `nmt` command: preprocess, train, translate, score, info, download.
 
 This is the only place that parses arguments and turns errors into messages:
 an `NmtError` (or an OS error such as a full disk) prints one line and exits
@@ -103,10 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length-ratio", type=float,
                    help="output length limit: ratio * input pieces + 10")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
-                   help="fp32 (default); bf16: autocast, fastest on CPUs with AVX-512 BF16 or "
-                   "AMX and on recent GPUs; int8: dynamic quantisation of the LSTM and linear "
-                   "layers, CPU only. See README.md for their speed and BLEU.")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
+                   help="auto (default): bf16 where the hardware runs it natively (CPUs with "
+                   "AVX-512 BF16 or AMX, GPUs of compute capability 8.0+), else fp32; bf16: "
+                   "autocast, refused where the hardware lacks it; int8: dynamic quantisation "
+                   "of the LSTM and linear layers, CPU only. `nmt info` shows what this "
+                   "machine has; README.md gives their speed and BLEU.")
     p.add_argument("--replace-invalid", action="store_true",
                    help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
     p.set_defaults(run=_run_translate)
@@ -120,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated subset of bleu,chrf,ter (default: all three)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=_run_score)
+
+    p = commands.add_parser("info", help="versions and hardware, for bug reports",
+                            description="Print the versions of nmt, PyTorch and Python, the "
+                            "CPU as PyTorch and oneDNN report it (kernels, bf16, AMX, int8 "
+                            "engines), the CUDA devices, and the precision `auto` picks.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(run=_run_info)
 
     p = commands.add_parser("download", help="fetch a public corpus (Multi30k)",
                             description="Download Multi30k and verify its line counts.")
@@ -175,9 +184,11 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _run_translate(args: argparse.Namespace) -> int:
     from nmt.checkpoint import load_checkpoint
-    from nmt.device import resolve_device
+    from nmt.device import resolve_device, resolve_precision
     from nmt.translation import TranslateOptions, Translator, translate_file
 
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device, "translation")
     checkpoint = load_checkpoint(args.checkpoint)
     # Command-line values override the checkpoint's decoding section and are
     # validated by the same checks as a config file's.
@@ -191,9 +202,17 @@ def _run_translate(args: argparse.Namespace) -> int:
         raise NmtError(f"{flags[key]}: {problem}, got {getattr(decoding, key)!r}")
     options = TranslateOptions(decoding.beam_size, decoding.length_penalty,
                                decoding.max_length_ratio, decoding.batch_size,
-                               resolve_device(args.device), args.precision)
+                               device, precision)
     translate_file(Translator(checkpoint, options), args.input, args.output,
                    args.replace_invalid)
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from nmt.info import machine_report, report_text
+
+    report = machine_report()
+    print(json.dumps(report, indent=1) if args.json else report_text(report))
     return 0
 
 

@@ -46,6 +46,18 @@ def model() -> Seq2Seq:
 REPO = Path(__file__).resolve().parent.parent
 
 
+def one_line_error(capsys) -> str:
+    """The error the CLI printed: one whole line, the last on stderr, and no traceback.
+
+    Log lines (such as the precision chosen) may come before it.
+    """
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("nmt ") and ": error: " in last, err
+    return last
+
+
 def write_config(path: Path, tmp: Path, **sections) -> Path:
     """A config for the shipped sample corpus with a tiny model, written under `tmp`."""
     config = {
