@@ -34,6 +34,7 @@ class AdditiveAttention(nn.Module):
         query = self.query_projection(query).unsqueeze(1)  # batch x 1 x hidden
         scores = self.energy(torch.tanh(projected_keys + query)).squeeze(2)  # batch x src_len
         scores = scores.masked_fill(~mask, float("-inf"))
-        weights = torch.softmax(scores, dim=1)
-        context = torch.bmm(weights.unsqueeze(1), values).squeeze(1)  # batch x value_size
+        # In float32 also under bf16 autocast, so the weights users see sum to 1.
+        weights = torch.softmax(scores.float(), dim=1)
+        context = torch.bmm(weights.unsqueeze(1).to(values.dtype), values).squeeze(1)
         return context, weights

@@ -1,4 +1,4 @@
-"""The `nmt` command: preprocess, train, translate, average, score, download, plot.
+"""The `nmt` command: preprocess, train, translate, average, score, info, download, plot.
 
 This is the only place that parses arguments and turns errors into messages:
 an `NmtError` (or an OS error such as a full disk) prints one line and exits
@@ -119,10 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length-ratio", type=float,
                    help="output length limit: ratio * input pieces + 10")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
-                   help="fp32 (default); bf16: autocast, fastest on CPUs with AVX-512 BF16 or "
-                   "AMX and on recent GPUs; int8: dynamic quantisation of the LSTM and linear "
-                   "layers, CPU only. See README.md for their speed and BLEU.")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
+                   help="auto (default): bf16 where the hardware runs it natively (CPUs with "
+                   "AVX-512 BF16 or AMX, GPUs of compute capability 8.0+), else fp32; bf16: "
+                   "autocast, refused where the hardware lacks it; int8: dynamic quantisation "
+                   "of the LSTM and linear layers, CPU only. `nmt info` shows what this "
+                   "machine has; README.md gives their speed and BLEU.")
     p.add_argument("--replace-invalid", action="store_true",
                    help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
     p.set_defaults(run=_run_translate)
@@ -162,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "way, such as Multi30k's *.lc.norm.tok.* files (needs nmt[moses])")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=_run_score)
+
+    p = commands.add_parser("info", help="versions and hardware, for bug reports",
+                            description="Print the versions of nmt, PyTorch and Python, the "
+                            "CPU as PyTorch and oneDNN report it (kernels, bf16, AMX, int8 "
+                            "engines), the CUDA devices, and the precision `auto` picks.")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(run=_run_info)
 
     p = commands.add_parser("download", help="fetch a public corpus (Multi30k)",
                             description="Download Multi30k and verify its line counts.")
@@ -282,6 +291,14 @@ def _run_average(args: argparse.Namespace) -> int:
             raise NmtError(f"--last takes one run directory, got {len(args.inputs)} paths")
         paths = last_checkpoints(args.inputs[0], args.last)
     write_average(paths, args.output)
+    return 0
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from nmt.info import machine_report, report_text
+
+    report = machine_report()
+    print(json.dumps(report, indent=1) if args.json else report_text(report))
     return 0
 
 

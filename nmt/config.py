@@ -114,8 +114,9 @@ class TrainingConfig:
 
     output_dir: str = "runs/model"
     device: str = "auto"  # auto, cpu, cuda, cuda:N
-    # auto: bf16 autocast on GPUs that support it, else fp16 with a gradient scaler;
-    # fp32 on CPU (bf16 on CPU is allowed, but only some CPUs run it faster).
+    # auto: bf16 autocast where the hardware runs it natively (GPUs of compute capability
+    # 8.0+, CPUs with AVX-512 BF16 or AMX), else fp16 with a gradient scaler on GPUs and
+    # fp32 on CPUs. An explicit choice the hardware lacks is refused (nmt/device.py).
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     seed: int = 1234
     batch_tokens: int = 900  # real target tokens per batch (about 64 Multi30k sentences)

@@ -26,7 +26,7 @@ from nmt.alignment import pharaoh_alignment
 from nmt.checkpoint import Checkpoint, load_checkpoint
 from nmt.config import DecodingConfig
 from nmt.decode_step import EnsembleStep, ModelStep
-from nmt.device import resolve_device
+from nmt.device import resolve_device, resolve_precision
 from nmt.errors import NmtError
 from nmt.search import Hypothesis, search_batches
 from nmt.vocabulary import normalize
@@ -91,7 +91,7 @@ class Translator:
     """One model, or an ensemble of models, with its vocabularies and search settings."""
 
     def __init__(self, checkpoints: Sequence[Checkpoint], device: torch.device,
-                 precision: str = "fp32", decoding: Optional[DecodingConfig] = None,
+                 precision: str = "auto", decoding: Optional[DecodingConfig] = None,
                  names: Optional[Sequence[str]] = None):
         if not checkpoints:
             raise NmtError("no checkpoint to translate with")
@@ -104,8 +104,9 @@ class Translator:
                     raise NmtError(f"{name}: its {'source' if side == 'src' else 'target'} "
                                    f"vocabulary differs from {names[0]}'s; the members of an "
                                    "ensemble must share both vocabularies")
-        if precision == "int8" and device.type != "cpu":
-            raise NmtError("--precision int8 runs on the CPU only (use --device cpu)")
+        # auto: bf16 where the hardware runs it natively; an explicit choice the
+        # hardware lacks is refused here, before any model is built.
+        precision = resolve_precision(precision, device, "translation")
         self.checkpoints = list(checkpoints)
         self.device = device
         self.precision = precision
@@ -121,7 +122,7 @@ class Translator:
 
     @classmethod
     def load(cls, paths: str | Path | Sequence[str | Path], device: str = "auto",
-             precision: str = "fp32", decoding: Optional[DecodingConfig] = None
+             precision: str = "auto", decoding: Optional[DecodingConfig] = None
              ) -> "Translator":
         """Load one checkpoint or several (an ensemble)."""
         paths = [paths] if isinstance(paths, (str, Path)) else list(paths)

@@ -46,6 +46,18 @@ def model() -> Seq2Seq:
 REPO = Path(__file__).resolve().parent.parent
 
 
+def one_line_error(capsys) -> str:
+    """The error the CLI printed: one whole line, the last on stderr, and no traceback.
+
+    Log lines (such as the precision chosen) may come before it.
+    """
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("nmt ") and ": error: " in last, err
+    return last
+
+
 def write_config(path: Path, tmp: Path, **sections) -> Path:
     """A config for the shipped sample corpus with a tiny model, written under `tmp`."""
     config = {
@@ -58,7 +70,9 @@ def write_config(path: Path, tmp: Path, **sections) -> Path:
                   "output_size": 32, "dropout": 0.0},
         "training": {"output_dir": str(tmp / "run"), "batch_tokens": 800,
                      "learning_rate": 0.005, "max_steps": 150, "validate_every": 75,
-                     "log_every": 10, "num_threads": 1},
+                     "log_every": 10, "num_threads": 1,
+                     # the same model on every CPU (auto would pick bf16 on some)
+                     "precision": "fp32"},
         "decoding": {"beam_size": 3, "batch_size": 16},
     }
     for section, values in sections.items():

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, write_config
+from conftest import REPO, one_line_error, write_config
 from nmt.cli import main
 
 
@@ -21,8 +21,8 @@ def run_module(*args, stdin: str | None = None):
 def test_help_documents_every_command():
     result = run_module("--help")
     assert result.returncode == 0
-    for command in ("preprocess", "train", "translate", "average", "score", "download",
-                    "plot"):
+    for command in ("preprocess", "train", "translate", "average", "score", "info",
+                    "download", "plot"):
         assert command in result.stdout
         sub = run_module(command, "--help")
         assert sub.returncode == 0 and "usage: nmt " + command in sub.stdout
@@ -82,12 +82,6 @@ def test_score_prints_signatures_and_json(tmp_path, capsys):
     scores = {s["name"]: s for s in json.loads(capsys.readouterr().out)}
     assert scores["bleu"]["score"] == 100.0 and scores["ter"]["score"] == 0.0
     assert scores["chrf"]["signature"].startswith("nrefs:1")
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 def test_config_errors_name_the_key(tmp_path, capsys):

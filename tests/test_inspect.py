@@ -30,14 +30,14 @@ def checkpoint(sample_run) -> str:
 
 @pytest.fixture(scope="module")
 def translator(checkpoint) -> Translator:
-    return Translator.load(checkpoint, device="cpu")
+    return Translator.load(checkpoint, device="cpu", precision="fp32")
 
 
 def run_translate(checkpoint, tmp_path, *args, lines=SENTENCES) -> list[str]:
     source, output = tmp_path / "in.en", tmp_path / "out"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert main(["-q", "translate", "-c", checkpoint, "-i", str(source), "-o", str(output),
-                 *args]) == 0
+                 "--precision", "fp32", *args]) == 0
     return output.read_text(encoding="utf-8").splitlines()
 
 

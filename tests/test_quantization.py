@@ -7,7 +7,7 @@ import torch
 
 from conftest import REPO
 from nmt.checkpoint import load_checkpoint
-from nmt.device import resolve_device
+from nmt.device import detect_capabilities, resolve_device
 from nmt.errors import NmtError
 from nmt.textio import read_lines
 from nmt.config import DecodingConfig
@@ -21,7 +21,9 @@ def translate_dev(checkpoint, beam: int, precision: str, device: str = "cpu") ->
     return [result.hypotheses[0].text for result in results]
 
 
-@pytest.mark.parametrize("precision", ["int8", "bf16"])
+@pytest.mark.parametrize("precision", [
+    "int8", pytest.param("bf16", marks=pytest.mark.skipif(
+        not detect_capabilities().cpu_bf16, reason="oneDNN has no bf16 on this CPU"))])
 @pytest.mark.parametrize("beam", [1, 3])
 def test_fast_translations_agree_with_float32_on_most_sentences(sample_run, beam, precision):
     checkpoint = load_checkpoint(sample_run / "run/best.pt")
