@@ -82,8 +82,15 @@ class ModelConfig:
     embedding_size: int = 256
     encoder_hidden_size: int = 256  # per direction
     encoder_layers: int = 2
+    bidirectional: bool = True  # extension 4; false: a forward encoder only
     decoder_hidden_size: int = 512
     decoder_layers: int = 2
+    # Extension 1 off: decoder layer i reuses the recurrent weights (W_hh, b_hh) of
+    # encoder layer i (its forward direction); the input weights stay separate.
+    share_encoder_decoder: bool = False
+    # Extension 2: what the decoder RNN reads besides its previous state.
+    decoder_input_context: bool = True  # c_t
+    decoder_input_prev_word: bool = True  # E y_{t-1}
     attention: Literal["additive", "none"] = "additive"
     attention_size: int = 512
     output_size: int = 512  # the tanh layer before the vocabulary projection
@@ -105,6 +112,14 @@ class ModelConfig:
         if self.tie_target_embeddings and self.output_size != self.embedding_size:
             problems.append(("tie_target_embeddings",
                              "needs output_size equal to embedding_size"))
+        if self.share_encoder_decoder and (
+                self.encoder_hidden_size != self.decoder_hidden_size
+                or self.encoder_layers != self.decoder_layers):
+            problems.append(("share_encoder_decoder",
+                             f"needs encoder_hidden_size = decoder_hidden_size (now "
+                             f"{self.encoder_hidden_size}, {self.decoder_hidden_size}) and "
+                             f"encoder_layers = decoder_layers (now {self.encoder_layers}, "
+                             f"{self.decoder_layers})"))
         return problems
 
 
