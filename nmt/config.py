@@ -214,6 +214,11 @@ class Config:
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config file."""
+    return config_from_dict(read_yaml(path) or {}, source=str(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The plain data of a YAML file; a missing file or bad YAML is an `NmtError`."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -222,12 +227,11 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as error:
         raise NmtError(f"{path}: cannot read config: {error}") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise NmtError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
-    return config_from_dict(raw or {}, source=str(path))
 
 
 def config_from_dict(raw: Any, source: str = "config") -> Config:
