@@ -1,4 +1,5 @@
-"""The `nmt` command: preprocess, train, translate, average, score, info, download, plot.
+"""The `nmt` command: preprocess, train, translate, average, score, info, ablate,
+download, plot.
 
 This is the only place that parses arguments and turns errors into messages:
 an `NmtError` (or an OS error such as a full disk) prints one line and exits
@@ -29,7 +30,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Under torchrun only rank 0 reports progress; the others speak up for problems only.
     quiet = args.quiet or int(os.environ.get("RANK", "0")) > 0
     _log_to_stderr(logging.WARNING if quiet else logging.INFO,
-                   "%(asctime)s %(message)s" if args.command == "train" else "%(message)s")
+                   "%(asctime)s %(message)s" if args.command in ("train", "ablate")
+                   else "%(message)s")
     try:
         return args.run(args)
     except NmtError as error:
@@ -172,6 +174,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(run=_run_info)
 
+    p = commands.add_parser("ablate", help="train and score variants of a config, equal budget",
+                            description="Train every variant of ABLATION (a base config with "
+                            "dotted-key overrides) in OUTPUT_DIR/NAME under the same budget, "
+                            "score each best.pt on dev and test (greedy and beam 5, BLEU and "
+                            "chrF) and write OUTPUT_DIR/results.json, results.md and "
+                            "results.png (needs nmt[plot]). Run it again to resume: finished "
+                            "variants are kept, an interrupted one continues. Exit status 1 if "
+                            "a variant of this run failed (the others still run).")
+    p.add_argument("ablation", help="YAML ablation file (see configs/ablation_multi30k.yaml)")
+    p.add_argument("--only", help="comma-separated variant names to run (default: all)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="train the selected variants from scratch, deleting their checkpoints")
+    p.set_defaults(run=_run_ablate)
+
     p = commands.add_parser("download", help="fetch a public corpus (Multi30k)",
                             description="Download Multi30k and verify its line counts.")
     add_download_arguments(p)
@@ -299,6 +315,26 @@ def _run_info(args: argparse.Namespace) -> int:
 
     report = machine_report()
     print(json.dumps(report, indent=1) if args.json else report_text(report))
+    return 0
+
+
+def _run_ablate(args: argparse.Namespace) -> int:
+    from nmt.ablate import load_ablation, run_ablation
+    from nmt.training import TrainingInterrupted
+
+    ablation = load_ablation(args.ablation)
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    try:
+        records = run_ablation(ablation, only, args.overwrite)
+    except TrainingInterrupted as interrupted:
+        print(f"nmt ablate: {interrupted}", file=sys.stderr)
+        return 128 + interrupted.signum
+    failed = [r["name"] for r in records if r["status"] != "ok"]
+    if failed:
+        print(f"nmt ablate: {len(failed)} of {len(records)} variants failed "
+              f"({', '.join(failed)}); see {ablation.output_dir / 'results.md'}", file=sys.stderr)
+        return 1
+    log.info("%d variants done; results in %s", len(records), ablation.output_dir)
     return 0
 
 

@@ -82,8 +82,15 @@ class ModelConfig:
     embedding_size: int = 256
     encoder_hidden_size: int = 256  # per direction
     encoder_layers: int = 2
+    bidirectional: bool = True  # extension 4; false: a forward encoder only
     decoder_hidden_size: int = 512
     decoder_layers: int = 2
+    # Extension 1 off: decoder layer i reuses the recurrent weights (W_hh, b_hh) of
+    # encoder layer i (its forward direction); the input weights stay separate.
+    share_encoder_decoder: bool = False
+    # Extension 2: what the decoder RNN reads besides its previous state.
+    decoder_input_context: bool = True  # c_t
+    decoder_input_prev_word: bool = True  # E y_{t-1}
     attention: Literal["additive", "none"] = "additive"
     attention_size: int = 512
     output_size: int = 512  # the tanh layer before the vocabulary projection
@@ -105,6 +112,14 @@ class ModelConfig:
         if self.tie_target_embeddings and self.output_size != self.embedding_size:
             problems.append(("tie_target_embeddings",
                              "needs output_size equal to embedding_size"))
+        if self.share_encoder_decoder and (
+                self.encoder_hidden_size != self.decoder_hidden_size
+                or self.encoder_layers != self.decoder_layers):
+            problems.append(("share_encoder_decoder",
+                             f"needs encoder_hidden_size = decoder_hidden_size (now "
+                             f"{self.encoder_hidden_size}, {self.decoder_hidden_size}) and "
+                             f"encoder_layers = decoder_layers (now {self.encoder_layers}, "
+                             f"{self.decoder_layers})"))
         return problems
 
 
@@ -203,6 +218,11 @@ class Config:
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config file."""
+    return config_from_dict(read_yaml(path) or {}, source=str(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The plain data of a YAML file; a missing file or bad YAML is an `NmtError`."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -211,12 +231,11 @@ def load_config(path: str | Path) -> Config:
     except (OSError, UnicodeDecodeError) as error:
         raise NmtError(f"{path}: cannot read config: {error}") from None
     try:
-        raw = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise NmtError(f"{path}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
-    return config_from_dict(raw or {}, source=str(path))
 
 
 def config_from_dict(raw: Any, source: str = "config") -> Config:

@@ -7,6 +7,10 @@ context c_t, which additive attention computes from the previous state (or, with
     c_t = attend(s_{t-1}, h_1..h_n)
     s_t = RNN([E y_{t-1}; c_t], s_{t-1})
     p(y_t) = softmax(W_out tanh(W_o [s_t; c_t; E y_{t-1}]) + b)
+
+``decoder_input_prev_word: false`` or ``decoder_input_context: false`` leave that
+part out of the RNN's input (with both false it reads nothing: s_t = RNN(s_{t-1}),
+the plain decoder of seed 000, eq. 24); the output layer always sees all three.
 """
 
 from __future__ import annotations
@@ -57,10 +61,13 @@ class Decoder(nn.Module):
                           if config.attention == "additive" else None)
         states_per_layer = 2 if self.is_lstm else 1
         self.bridge = nn.Linear(encoder_size, states_per_layer * self.num_layers * self.hidden_size)
+        self.input_prev_word = config.decoder_input_prev_word
+        self.input_context = config.decoder_input_context
+        input_size = ((config.embedding_size if self.input_prev_word else 0)
+                      + (encoder_size if self.input_context else 0))
         cell_class = CELL_CLASSES[config.cell]
         self.cells = nn.ModuleList(
-            cell_class(config.embedding_size + encoder_size if i == 0 else self.hidden_size,
-                       self.hidden_size)
+            cell_class(input_size if i == 0 else self.hidden_size, self.hidden_size)
             for i in range(self.num_layers))
         self.pre_output = nn.Linear(self.hidden_size + encoder_size + config.embedding_size,
                                     config.output_size)
@@ -91,7 +98,9 @@ class Decoder(nn.Module):
                                               memory.annotations, memory.mask)
         else:
             context, weights = memory.summary, None
-        layer_input = torch.cat([embedded, context], dim=1)
+        inputs = (([embedded] if self.input_prev_word else [])
+                  + ([context] if self.input_context else []))
+        layer_input = torch.cat(inputs, dim=1) if inputs else embedded[:, :0]  # batch x 0: none
         new_state = []
         for i, cell in enumerate(self.cells):
             if i > 0:

@@ -1,4 +1,4 @@
-"""The bidirectional, deep recurrent encoder (optionally reading the source reversed)."""
+"""The deep recurrent encoder: bidirectional by default, optionally reading the source reversed."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def reverse_padded(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 class Encoder(nn.Module):
-    """Embeds the source and runs a bidirectional multi-layer RNN over it.
+    """Embeds the source and runs a multi-layer RNN over it, bidirectional unless configured off.
 
     Padding is handled with packed sequences, so a sentence's encoding does not
     depend on the other sentences of its batch.
@@ -34,16 +34,17 @@ class Encoder(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.rnn = RNN_CLASSES[config.cell](
             config.embedding_size, config.encoder_hidden_size,
-            num_layers=config.encoder_layers, bidirectional=True, batch_first=True,
-            dropout=config.dropout if config.encoder_layers > 1 else 0.0)
-        self.output_size = 2 * config.encoder_hidden_size
+            num_layers=config.encoder_layers, bidirectional=config.bidirectional,
+            batch_first=True, dropout=config.dropout if config.encoder_layers > 1 else 0.0)
+        self.output_size = (2 if config.bidirectional else 1) * config.encoder_hidden_size
 
     def forward(self, src: torch.Tensor, lengths: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode `src` (batch x src_len ids, padded with PAD) of true `lengths`.
 
         Returns the annotations h_j = [fwd_j; bwd_j] (batch x src_len x 2H, zero at
-        padding) and the summary [fwd_n; bwd_1] of the top layer (batch x 2H).
+        padding) and the summary [fwd_n; bwd_1] of the top layer (batch x 2H); without
+        the backward direction, h_j = fwd_j and the summary is fwd_n (H wide).
         """
         if self.reverse_source:
             src = reverse_padded(src, lengths)
@@ -53,6 +54,7 @@ class Encoder(nn.Module):
         packed_out, final = self.rnn(packed)
         annotations, _ = pad_packed_sequence(packed_out, batch_first=True,
                                              total_length=src.size(1))
-        hidden = final[0] if isinstance(final, tuple) else final  # (layers*2) x batch x H
-        summary = torch.cat([hidden[-2], hidden[-1]], dim=1)  # top layer: fwd last, bwd first
+        hidden = final[0] if isinstance(final, tuple) else final  # (layers*dirs) x batch x H
+        directions = 2 if self.rnn.bidirectional else 1
+        summary = torch.cat(list(hidden[-directions:]), dim=1)  # top layer: fwd last, bwd first
         return annotations, summary
