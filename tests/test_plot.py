@@ -7,18 +7,13 @@ import sys
 
 import pytest
 
+from conftest import one_line_error
 from nmt.cli import main
 from nmt.plot import attention_figure, curves_figure
 from nmt.translation import Translator
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LINES = ["A dog is running in the park.", "The woman is reading a book."]
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 @pytest.fixture(scope="module")
