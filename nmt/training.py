@@ -1,15 +1,16 @@
-"""`nmt train`: the training loop, validation, early stopping, checkpoints, resuming.
+"""`nmt train`: the training loop, checkpoints, resuming.
 
-Per-token cross-entropy, Adam, global-norm gradient clipping, learning-rate
-decay when dev perplexity stops improving, validation every N steps (perplexity
-and greedy BLEU on the dev set), early stopping, a wall-clock budget. The output
-directory receives ``last.pt``, ``best.pt``, ``train.log``, ``metrics.jsonl``
-and ``config.yaml``.
+Per-token cross-entropy, Adam, global-norm gradient clipping, validation every
+N steps (`nmt.evaluation` measures dev perplexity and greedy BLEU; `nmt.policy`
+decides the learning rate, the best checkpoint and early stopping), a
+wall-clock budget. The output directory receives ``last.pt``, ``best.pt``,
+``train.log``, ``metrics.jsonl`` and ``config.yaml``.
 
 A run never loses work: ``last.pt`` carries the whole training state (weights,
-optimiser, scheduler, progress, random number generators, position in the
-data), so `nmt train` on the same directory continues exactly where it stopped;
-SIGINT/SIGTERM save it before exiting; non-finite losses skip the update.
+optimiser, policy, progress, random number generators, position in the data;
+see `nmt.train_state`), so `nmt train` on the same directory continues exactly
+where it stopped; SIGINT/SIGTERM save it before exiting; non-finite losses skip
+the update.
 
 Under `torchrun` each process trains on its own share of every update's batches
 and DistributedDataParallel averages the gradients; only rank 0 validates and
@@ -29,7 +30,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import yaml
@@ -41,11 +42,12 @@ from nmt.data import Batch, ParallelData, make_batch, token_batches
 from nmt.device import autocast_dtype
 from nmt.distributed import Distributed, setup_distributed
 from nmt.errors import NmtError
+from nmt.evaluation import dev_bleu, dev_perplexity
 from nmt.model import Seq2Seq, count_parameters, token_nll
+from nmt.policy import TrainingPolicy
 from nmt.preprocess import load_vocabularies
-from nmt.scoring import corpus_bleu
-from nmt.search import translate_ids
 from nmt.textio import atomic_write, read_lines
+from nmt.train_state import Progress, TrainState
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +69,6 @@ class TrainingInterrupted(Exception):
 
 
 @dataclass
-class Progress:
-    """Where a run stands; saved in every checkpoint so a resumed run continues exactly."""
-
-    step: int = 0  # optimiser updates done
-    epoch: int = 1
-    batch_in_epoch: int = 0  # batches of `epoch` already consumed
-    best_perplexity: float = math.inf
-    validations_without_improvement: int = 0
-    bad_steps_in_a_row: int = 0
-    train_tokens: int = 0
-    train_seconds: float = 0.0  # forward, backward and update only
-    wall_seconds: float = 0.0  # the whole loop, validations included
-    window_loss: float = 0.0  # summed since the last validation
-    window_tokens: int = 0
-
-
-@dataclass
 class Validation:
     step: int
     perplexity: float
@@ -94,9 +79,11 @@ class Validation:
 class Trainer:
     """Holds the model, optimiser and data of one run; `run()` trains it."""
 
-    def __init__(self, config: Config, overwrite: bool = False, progress_bar: bool = False):
+    def __init__(self, config: Config, overwrite: bool = False, progress_bar: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.progress_bar = progress_bar
+        self.clock = clock  # seconds; the max_minutes budget is measured with it
         train_cfg = config.training
         self.output_dir = Path(train_cfg.output_dir)
         if train_cfg.num_threads:
@@ -122,9 +109,7 @@ class Trainer:
         self.train_model = (torch.nn.parallel.DistributedDataParallel(self.model)
                             if self.dist.enabled else self.model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=train_cfg.lr_decay_factor,
-            patience=train_cfg.lr_patience, min_lr=train_cfg.min_learning_rate)
+        self.policy = TrainingPolicy(train_cfg)
         self.progress = Progress()
         self.resumed = False
 
@@ -159,7 +144,7 @@ class Trainer:
                      "update x %d processes); learning rate %g", cfg.batch_tokens *
                      cfg.update_every * self.dist.world_size, cfg.batch_tokens,
                      cfg.update_every, self.dist.world_size,
-                     self.optimizer.param_groups[0]["lr"])  # after any decay, when resuming
+                     self.policy.learning_rate(p.step + 1, p.epoch))  # after any decay
             with self.dist.lost_contact_is_an_error():
                 validation = self._run(signals)
             self._check_processes_agree()
@@ -167,7 +152,7 @@ class Trainer:
 
     def _run(self, signals: "_StopSignals") -> Validation:
         cfg, p = self.config.training, self.progress
-        started, wall_before, steps_before = time.monotonic(), p.wall_seconds, p.step
+        started, wall_before, steps_before = self.clock(), p.wall_seconds, p.step
         last_validation = None
         bar = tqdm(initial=p.step, total=cfg.max_steps or None, desc="train", unit="step",
                    dynamic_ncols=True, mininterval=1.0,
@@ -176,7 +161,7 @@ class Trainer:
         batches, batches_epoch = [], 0
         stop_reason = None
         while stop_reason is None:
-            p.wall_seconds = wall_before + time.monotonic() - started
+            p.wall_seconds = wall_before + self.clock() - started
             stop_reason = self._budget_spent()
             if stop_reason:
                 break
@@ -194,6 +179,8 @@ class Trainer:
             # One collective per update: the token count and whether any process was signalled.
             total_tokens, stop_votes = self.dist.sum(
                 [sum(b.num_tokens for b in micro_batches), float(bool(signals.received))])
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.policy.learning_rate(p.step + 1, p.epoch)
             loss_sum = self.train_step(micro_batches, total_tokens)
             if loss_sum is None:
                 self._skip_bad_step()
@@ -209,20 +196,17 @@ class Trainer:
                     self._log_progress(bar)
                 if p.step % cfg.validate_every == 0:
                     last_validation = self._validate_and_save()
-                    if (cfg.early_stopping_patience
-                            and p.validations_without_improvement >= cfg.early_stopping_patience):
-                        stop_reason = (f"early stopping: no dev improvement in "
-                                       f"{cfg.early_stopping_patience} validations")
+                    stop_reason = self.policy.early_stop()
             if stop_votes and stop_reason is None:
-                p.wall_seconds = wall_before + time.monotonic() - started
-                self._save(self.output_dir / "last.pt")
+                p.wall_seconds = wall_before + self.clock() - started
+                self._save()
                 raise TrainingInterrupted(signals.received or signal.SIGTERM, p.step,
                                           self.output_dir / "last.pt")
         bar.close()
         if p.step == steps_before and self.resumed:
             log.info("nothing to do: %s at step %d (raise it to train further)", stop_reason,
                      p.step)
-            return Validation(p.step, p.best_perplexity, None, 0.0)
+            return Validation(p.step, self.policy.best_perplexity, None, 0.0)
         if last_validation is None or last_validation.step != p.step:
             last_validation = self._validate_and_save()
         log.info("stopped: %s; %d steps, %.0f s of training, %.0f target tokens/s",
@@ -307,59 +291,33 @@ class Trainer:
                 "step %d epoch %d loss %.4f tok/s %.0f lr %.2e", p.step, p.epoch, loss,
                 p.train_tokens / max(p.train_seconds, 1e-9), self.optimizer.param_groups[0]["lr"])
 
-    @torch.inference_mode()
-    def dev_perplexity(self) -> float:
-        """exp(cross-entropy per target token, EOS included) on the dev set, dropout off."""
-        self.model.eval()
-        total, tokens = 0.0, 0
-        for indices in token_batches(self.dev_data.src_lengths(), self.dev_data.tgt_lengths(),
-                                     4 * self.config.training.batch_tokens, 1, None):
-            batch = make_batch(self.dev_data, indices).to(self.device)
-            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-            total += token_nll(logits, batch.tgt_out).item()
-            tokens += batch.num_tokens
-        return math.exp(min(total / tokens, 50))
-
-    def dev_bleu(self) -> float:
-        """Greedy-decode the dev sources and score them against the raw references."""
-        self.model.eval()
-        sources = [self.dev_data.src(i).tolist() for i in range(len(self.dev_data))]
-        decoding = self.config.decoding
-        outputs = translate_ids(self.model, sources, 1, decoding.length_penalty,
-                                decoding.max_length_ratio, decoding.batch_size, self.device)
-        return corpus_bleu([self.tgt_vocab.decode(ids) for ids in outputs], self.dev_refs)
-
     def _validate_and_save(self) -> Validation:
         """Rank 0 validates; every process gets its results, so all schedules stay equal."""
         p = self.progress
         started = time.perf_counter()
         perplexity, bleu = math.nan, math.nan
         if self.dist.is_main:
-            perplexity = self.dev_perplexity()
-            bleu = self.dev_bleu() if self.config.training.validation_bleu else math.nan
+            perplexity = dev_perplexity(self.model, self.dev_data, self.device, self.config)
+            if self.config.training.validation_bleu:
+                bleu = dev_bleu(self.model, self.dev_data, self.dev_refs, self.tgt_vocab,
+                                self.device, self.config)
         perplexity, bleu = self.dist.gather_objects((perplexity, bleu))[0]
         bleu = None if math.isnan(bleu) else bleu
         (window_loss,) = self.dist.sum([p.window_loss])
         validation = Validation(p.step, perplexity, bleu, time.perf_counter() - started)
-        improved = perplexity < p.best_perplexity
-        if improved:
-            p.best_perplexity = perplexity
-            p.validations_without_improvement = 0
-        else:
-            p.validations_without_improvement += 1
-        self.scheduler.step(perplexity)
+        improved = self.policy.after_validation(perplexity)
         train_loss = window_loss / max(p.window_tokens, 1)
         record = {"step": p.step, "epoch": p.epoch, "train_loss": round(train_loss, 5),
                   "dev_ppl": round(perplexity, 3), "dev_bleu": bleu,
-                  "lr": self.optimizer.param_groups[0]["lr"], "train_tokens": p.train_tokens,
+                  "lr": self.policy.learning_rate(p.step + 1, p.epoch),
+                  "train_tokens": p.train_tokens,
                   "train_seconds": round(p.train_seconds, 1),
                   "train_tok_per_s": round(p.train_tokens / max(p.train_seconds, 1e-9), 1),
                   "validation_seconds": round(validation.seconds, 1), "best": improved}
         p.window_loss, p.window_tokens = 0.0, 0
         # Checkpoints first: a crash between the two leaves a record missing, never one
         # that describes a state no checkpoint holds.
-        self._save(self.output_dir / "last.pt", also=self.output_dir / "best.pt" if improved
-                   else None)
+        self._save(best=improved)
         if self.dist.is_main:
             with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
                 stream.write(json.dumps(record) + "\n")
@@ -368,31 +326,29 @@ class Trainer:
                  " (best)" if improved else "")
         return validation
 
-    def _save(self, path: Path, also: Path | None = None) -> None:
-        """Rank 0 writes the checkpoint (to `path`, and to `also` if given); all wait for it.
+    def _save(self, best: bool = False) -> None:
+        """Rank 0 writes `last.pt` (and `best.pt` if `best`); all processes wait for it.
 
         Every process's random number generator state goes in, so each resumes its own.
+        `best.pt` gets what translation needs only: no training state.
         """
+        last = self.output_dir / "last.pt"
         if not all(torch.isfinite(t).all() for t in self.model.parameters()):
             raise NmtError(f"non-finite weights at step {self.progress.step}; not saved "
-                           f"({path} keeps the last good state)")
+                           f"({last} keeps the last good state)")
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda"
                else None}
         rng_per_rank = self.dist.gather_objects(rng)
         if self.dist.is_main:
-            training_state = {
-                "progress": dataclasses.asdict(self.progress),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "grad_scaler": self.scaler.state_dict(),
-                "rng_per_rank": rng_per_rank,
-            }
-            checkpoint = Checkpoint(self.config, self.model.state_dict(), self.src_vocab,
-                                    self.tgt_vocab, training_state)
-            for target in (path, also):
-                if target is not None:
-                    save_checkpoint(target, checkpoint)
+            weights = Checkpoint(self.config, self.model.state_dict(), self.src_vocab,
+                                 self.tgt_vocab)
+            state = TrainState(self.progress, self.policy.state_dict(),
+                               self.optimizer.state_dict(), self.scaler.state_dict(),
+                               rng_per_rank)
+            save_checkpoint(last, dataclasses.replace(weights, training_state=state))
+            if best:
+                save_checkpoint(self.output_dir / "best.pt", weights)
         self.dist.barrier()
 
     def _resume(self, checkpoint: Checkpoint) -> None:
@@ -411,16 +367,16 @@ class Trainer:
                                f"from the one {last} was trained with (was preprocess run "
                                "again?); pass --overwrite to start over")
         state = checkpoint.training_state
-        if not state or "progress" not in state:
+        if state is None:
             raise NmtError(f"{last}: holds no training state to resume from; "
                            "pass --overwrite to start over")
         self.model.load_state_dict(checkpoint.model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("grad_scaler"):
-            self.scaler.load_state_dict(state["grad_scaler"])
-        self.progress = Progress(**state["progress"])
-        rng_per_rank = state["rng_per_rank"]
+        self.optimizer.load_state_dict(state.optimizer)
+        self.policy.load_state_dict(state.policy)
+        if state.grad_scaler:  # empty when the scaler is off (fp32, bf16)
+            self.scaler.load_state_dict(state.grad_scaler)
+        self.progress = state.progress
+        rng_per_rank = state.rng_per_rank
         if len(rng_per_rank) == self.dist.world_size:
             rng = rng_per_rank[self.dist.rank]
             torch.set_rng_state(rng["torch"])

@@ -19,6 +19,14 @@ def options(beam: int) -> TranslateOptions:
     return TranslateOptions(beam, 1.0, 2.0, 8, resolve_device("cpu"))
 
 
+def test_best_checkpoint_holds_what_translation_needs_and_no_training_state(sample_run):
+    run = sample_run / "run"
+    payload = torch.load(run / "best.pt", weights_only=True)
+    assert payload["training"] is None
+    assert load_checkpoint(run / "last.pt").training_state.optimizer["state"]
+    assert Translator(load_checkpoint(run / "best.pt"), options(1)).translate(SENTENCES)[0]
+
+
 def test_round_trip_translates_identically(sample_run, tmp_path):
     original = load_checkpoint(sample_run / "run/best.pt")
     before = Translator(original, options(3)).translate(SENTENCES)

@@ -76,7 +76,7 @@ def test_killed_run_resumes_to_the_same_losses_and_weights(sample_run, tmp_path,
     process.kill()  # SIGKILL: no chance to save anything
     process.wait()
     assert process.returncode == -signal.SIGKILL
-    assert load_checkpoint(tmp_path / "killed/last.pt").training_state["progress"]["step"] < 60
+    assert load_checkpoint(tmp_path / "killed/last.pt").training_state.progress.step < 60
     assert main(["-q", "train", str(config)]) == 0
     assert_same_run(uninterrupted, tmp_path / "killed")
 
@@ -91,7 +91,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(sample_run, tmp_
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "interrupted by SIGTERM" in stderr and "resume" in stderr
-    saved = load_checkpoint(tmp_path / "stopped/last.pt").training_state["progress"]["step"]
+    saved = load_checkpoint(tmp_path / "stopped/last.pt").training_state.progress.step
     assert 10 <= saved < 60
     assert main(["-q", "train", str(config)]) == 0
     assert_same_run(uninterrupted, tmp_path / "stopped")
@@ -102,6 +102,27 @@ def test_a_finished_run_continues_with_a_larger_budget(sample_run, tmp_path, uni
     assert main(["-q", "train", str(short)]) == 0
     assert main(["-q", "train", str(short), "--max-steps", "60"]) == 0
     assert_same_run(uninterrupted, tmp_path / "extended")
+
+
+def test_a_format_1_checkpoint_resumes_to_the_same_run(sample_run, tmp_path, uninterrupted):
+    config = run_config(sample_run, tmp_path, "format1", max_steps=30)
+    assert main(["-q", "train", str(config)]) == 0
+    # Rewrite last.pt as format 1 held it: early stopping in the progress record and
+    # the learning-rate decay as a ReduceLROnPlateau state.
+    path = tmp_path / "format1/last.pt"
+    payload = torch.load(path, weights_only=True)
+    training = payload["training"]
+    policy = training.pop("policy")
+    training["progress"].update(
+        best_perplexity=policy["best_perplexity"],
+        validations_without_improvement=policy["validations_without_improvement"])
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=2)
+    training["scheduler"] = {**scheduler.state_dict(), "best": policy["plateau_best"],
+                             "num_bad_epochs": policy["plateau_bad"]}
+    torch.save({**payload, "format_version": 1}, path)
+    assert main(["-q", "train", str(config), "--max-steps", "60"]) == 0
+    assert_same_run(uninterrupted, tmp_path / "format1")
 
 
 def test_a_different_config_is_refused_not_overwritten(sample_run, tmp_path, capsys):
@@ -136,7 +157,7 @@ def test_non_finite_losses_skip_the_update_then_stop_the_run(sample_run, tmp_pat
     Trainer(config).run()
     assert sum("update skipped" in r.message for r in caplog.records) == 2
     state = load_checkpoint(tmp_path / "nan/last.pt")
-    assert state.training_state["progress"]["step"] == 10
+    assert state.training_state.progress.step == 10
     assert all(torch.isfinite(t).all() for t in state.model_state.values())
 
     bad_calls = set(range(1, 1000))
@@ -153,7 +174,7 @@ def test_non_finite_weights_never_reach_a_checkpoint(sample_run, tmp_path):
     with torch.no_grad():
         next(trainer.model.parameters())[0] = float("inf")
     with pytest.raises(NmtError, match="non-finite weights"):
-        trainer._save(tmp_path / "weights/last.pt")
+        trainer._save()
     assert (tmp_path / "weights/last.pt").read_bytes() == before
 
 
