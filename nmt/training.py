@@ -208,7 +208,7 @@ class Trainer:
                      p.step)
             return Validation(p.step, self.policy.best_perplexity, None, 0.0)
         if last_validation is None or last_validation.step != p.step:
-            last_validation = self._validate_and_save()
+            last_validation = self._evaluate_off_grid()
         log.info("stopped: %s; %d steps, %.0f s of training, %.0f target tokens/s",
                  stop_reason, p.step, p.train_seconds,
                  p.train_tokens / max(p.train_seconds, 1e-9))
@@ -292,7 +292,37 @@ class Trainer:
                 p.train_tokens / max(p.train_seconds, 1e-9), self.optimizer.param_groups[0]["lr"])
 
     def _validate_and_save(self) -> Validation:
-        """Rank 0 validates; every process gets its results, so all schedules stay equal."""
+        """A validation on the `validate_every` grid: the policy decides from it."""
+        validation, train_loss = self._measure()
+        improved = self.policy.after_validation(validation.perplexity)
+        self.progress.window_loss, self.progress.window_tokens = 0.0, 0
+        # Checkpoints first: a crash between the two leaves a record missing, never one
+        # that describes a state no checkpoint holds.
+        self._save(best=improved)
+        self._record(validation, train_loss, {"best": improved})
+        log.info("validation at step %d: train loss %.3f, dev ppl %.2f, dev BLEU %s%s",
+                 validation.step, train_loss, validation.perplexity,
+                 "-" if validation.bleu is None else f"{validation.bleu:.2f}",
+                 " (best)" if improved else "")
+        return validation
+
+    def _evaluate_off_grid(self) -> Validation:
+        """The evaluation at the end of a run stopped off the grid: logged, nothing decided.
+
+        The policy, the loss window and `best.pt` stay as they were, so a run stopped
+        here and resumed is the run that would have happened without the stop.
+        """
+        validation, train_loss = self._measure()
+        self._save()
+        self._record(validation, train_loss, {"best": False, "end_of_run": True})
+        log.info("evaluation at the end, step %d (off the validation grid: not used for "
+                 "learning-rate decay, early stopping or best.pt): train loss %.3f, dev ppl "
+                 "%.2f, dev BLEU %s", validation.step, train_loss, validation.perplexity,
+                 "-" if validation.bleu is None else f"{validation.bleu:.2f}")
+        return validation
+
+    def _measure(self) -> tuple[Validation, float]:
+        """Rank 0 measures the dev set; every process gets the results and the train loss."""
         p = self.progress
         started = time.perf_counter()
         perplexity, bleu = math.nan, math.nan
@@ -302,29 +332,24 @@ class Trainer:
                 bleu = dev_bleu(self.model, self.dev_data, self.dev_refs, self.tgt_vocab,
                                 self.device, self.config)
         perplexity, bleu = self.dist.gather_objects((perplexity, bleu))[0]
-        bleu = None if math.isnan(bleu) else bleu
         (window_loss,) = self.dist.sum([p.window_loss])
-        validation = Validation(p.step, perplexity, bleu, time.perf_counter() - started)
-        improved = self.policy.after_validation(perplexity)
-        train_loss = window_loss / max(p.window_tokens, 1)
+        validation = Validation(p.step, perplexity, None if math.isnan(bleu) else bleu,
+                                time.perf_counter() - started)
+        return validation, window_loss / max(p.window_tokens, 1)
+
+    def _record(self, validation: Validation, train_loss: float, extra: dict) -> None:
+        """Rank 0 appends the validation's record to metrics.jsonl."""
+        if not self.dist.is_main:
+            return
+        p = self.progress
         record = {"step": p.step, "epoch": p.epoch, "train_loss": round(train_loss, 5),
-                  "dev_ppl": round(perplexity, 3), "dev_bleu": bleu,
+                  "dev_ppl": round(validation.perplexity, 3), "dev_bleu": validation.bleu,
                   "lr": self.policy.learning_rate(p.step + 1, p.epoch),
-                  "train_tokens": p.train_tokens,
-                  "train_seconds": round(p.train_seconds, 1),
+                  "train_tokens": p.train_tokens, "train_seconds": round(p.train_seconds, 1),
                   "train_tok_per_s": round(p.train_tokens / max(p.train_seconds, 1e-9), 1),
-                  "validation_seconds": round(validation.seconds, 1), "best": improved}
-        p.window_loss, p.window_tokens = 0.0, 0
-        # Checkpoints first: a crash between the two leaves a record missing, never one
-        # that describes a state no checkpoint holds.
-        self._save(best=improved)
-        if self.dist.is_main:
-            with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record) + "\n")
-        log.info("validation at step %d: train loss %.3f, dev ppl %.2f, dev BLEU %s%s", p.step,
-                 train_loss, perplexity, "-" if bleu is None else f"{bleu:.2f}",
-                 " (best)" if improved else "")
-        return validation
+                  "validation_seconds": round(validation.seconds, 1), **extra}
+        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record) + "\n")
 
     def _save(self, best: bool = False) -> None:
         """Rank 0 writes `last.pt` (and `best.pt` if `best`); all processes wait for it.

@@ -21,7 +21,7 @@ from nmt.config import load_config
 from nmt.errors import NmtError
 from nmt.training import Trainer
 
-TIMING_KEYS = {"train_seconds", "train_tok_per_s", "validation_seconds"}
+TIMING_KEYS = {"train_seconds", "train_tok_per_s", "validation_seconds", "wall_seconds"}
 
 
 def run_config(sample_run, tmp_path, name: str, **training):
@@ -34,16 +34,37 @@ def run_config(sample_run, tmp_path, name: str, **training):
 
 
 def metrics(run_dir):
+    """The validation records, without timings and without end-of-run evaluations."""
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records
+            if not r.get("end_of_run")]
+
+
+def assert_equal_state(a, b, where="state"):
+    """Nested dicts and lists of numbers and tensors, equal to the last bit."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            if key not in TIMING_KEYS:
+                assert_equal_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_equal_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def assert_same_run(a, b):
+    """Same validations, and last.pt the same to the last bit: weights, optimiser
+    (learning rate included), policy (plateau and early-stopping state), progress."""
     assert metrics(a) == metrics(b)
-    state_a = load_checkpoint(a / "last.pt").model_state
-    state_b = load_checkpoint(b / "last.pt").model_state
-    for name in state_a:
-        assert torch.equal(state_a[name], state_b[name]), name
+    last_a, last_b = load_checkpoint(a / "last.pt"), load_checkpoint(b / "last.pt")
+    assert_equal_state(last_a.model_state, last_b.model_state, "weights")
+    assert_equal_state(last_a.training_state.to_dict(), last_b.training_state.to_dict(),
+                       "training")
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +144,40 @@ def test_a_format_1_checkpoint_resumes_to_the_same_run(sample_run, tmp_path, uni
     torch.save({**payload, "format_version": 1}, path)
     assert main(["-q", "train", str(config), "--max-steps", "60"]) == 0
     assert_same_run(uninterrupted, tmp_path / "format1")
+
+
+def test_a_run_stopped_off_the_validation_grid_resumes_to_the_same_run(sample_run, tmp_path,
+                                                                      uninterrupted):
+    config = run_config(sample_run, tmp_path, "offgrid", max_steps=25)
+    assert main(["-q", "train", str(config)]) == 0
+    assert main(["-q", "train", str(config), "--max-steps", "60"]) == 0
+    assert_same_run(uninterrupted, tmp_path / "offgrid")
+    records = [json.loads(line)
+               for line in (tmp_path / "offgrid/metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("end_of_run")] == [25]  # logged, nothing more
+
+
+class FakeClock:
+    """Two seconds pass each time training looks at the clock."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 2.0
+        return self.now
+
+
+def test_a_run_stopped_by_max_minutes_resumes_to_the_same_run(sample_run, tmp_path,
+                                                              uninterrupted, caplog):
+    config = load_config(run_config(sample_run, tmp_path, "minutes", max_minutes=0.5))
+    Trainer(config, clock=FakeClock()).run()
+    assert any("stopped: max_minutes (0.5) reached" in r.message for r in caplog.records)
+    stopped_at = load_checkpoint(tmp_path / "minutes/last.pt").training_state.progress.step
+    assert 10 < stopped_at < 60 and stopped_at % 10  # off the validation grid
+    config.training.max_minutes = 0
+    Trainer(config).run()
+    assert_same_run(uninterrupted, tmp_path / "minutes")
 
 
 def test_a_different_config_is_refused_not_overwritten(sample_run, tmp_path, capsys):
