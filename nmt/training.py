@@ -352,7 +352,7 @@ class Trainer:
             stream.write(json.dumps(record) + "\n")
 
     def _save(self, best: bool = False) -> None:
-        """Rank 0 writes `last.pt` (and `best.pt` if `best`); all processes wait for it.
+        """Rank 0 writes `best.pt` if `best`, then `last.pt`; all processes wait for it.
 
         Every process's random number generator state goes in, so each resumes its own.
         `best.pt` gets what translation needs only: no training state.
@@ -371,9 +371,12 @@ class Trainer:
             state = TrainState(self.progress, self.policy.state_dict(),
                                self.optimizer.state_dict(), self.scaler.state_dict(),
                                rng_per_rank)
-            save_checkpoint(last, dataclasses.replace(weights, training_state=state))
+            # best.pt first: a crash in between leaves a best.pt newer than last.pt (the
+            # resumed run writes it again, identically), never a last.pt whose best
+            # perplexity no best.pt on disk has.
             if best:
                 save_checkpoint(self.output_dir / "best.pt", weights)
+            save_checkpoint(last, dataclasses.replace(weights, training_state=state))
         self.dist.barrier()
 
     def _resume(self, checkpoint: Checkpoint) -> None:

@@ -19,6 +19,7 @@ from nmt.checkpoint import load_checkpoint
 from nmt.cli import main
 from nmt.config import load_config
 from nmt.errors import NmtError
+from nmt.evaluation import dev_perplexity
 from nmt.training import Trainer
 
 TIMING_KEYS = {"train_seconds", "train_tok_per_s", "validation_seconds", "wall_seconds"}
@@ -231,6 +232,29 @@ def test_non_finite_weights_never_reach_a_checkpoint(sample_run, tmp_path):
     with pytest.raises(NmtError, match="non-finite weights"):
         trainer._save()
     assert (tmp_path / "weights/last.pt").read_bytes() == before
+
+
+def test_a_crash_between_the_two_checkpoints_leaves_a_consistent_pair(sample_run, tmp_path,
+                                                                      monkeypatch):
+    config = load_config(run_config(sample_run, tmp_path, "pair", max_steps=20))
+    trainer = Trainer(config)
+    real_save, saves_at_20 = nmt.training.save_checkpoint, []
+
+    def crash_on_the_second_write_at_step_20(path, checkpoint):
+        if trainer.progress.step == 20:
+            saves_at_20.append(path.name)
+            if len(saves_at_20) == 2:
+                raise NmtError("simulated crash")
+        real_save(path, checkpoint)
+
+    monkeypatch.setattr(nmt.training, "save_checkpoint", crash_on_the_second_write_at_step_20)
+    with pytest.raises(NmtError, match="simulated crash"):
+        trainer.run()
+    assert len(saves_at_20) == 2  # step 20 improved: best.pt and last.pt were due
+    # Whatever last.pt says the best perplexity is, best.pt on disk is at least that good.
+    claimed = load_checkpoint(tmp_path / "pair/last.pt").training_state.policy["best_perplexity"]
+    best = load_checkpoint(tmp_path / "pair/best.pt").build_model()
+    assert dev_perplexity(best, trainer.dev_data, trainer.device, config) <= claimed
 
 
 def test_a_full_disk_is_a_clear_error_and_the_last_checkpoint_survives(sample_run, tmp_path,
