@@ -111,6 +111,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate)
         self.policy = TrainingPolicy(train_cfg)
         self.progress = Progress()
+        self.window_loss = 0.0  # this process's loss summed since the last validation
         self.resumed = False
 
         last = self.output_dir / "last.pt"
@@ -189,7 +190,7 @@ class Trainer:
                 p.step += 1
                 p.train_seconds += time.perf_counter() - step_started
                 p.train_tokens += int(total_tokens)
-                p.window_loss += loss_sum
+                self.window_loss += loss_sum
                 p.window_tokens += int(total_tokens)
                 bar.update(1)
                 if p.step % cfg.log_every == 0:
@@ -283,7 +284,7 @@ class Trainer:
     def _log_progress(self, bar: tqdm) -> None:
         p = self.progress
         # window_loss is this process's share: scaling by world_size estimates the total.
-        loss = p.window_loss * self.dist.world_size / max(p.window_tokens, 1)
+        loss = self.window_loss * self.dist.world_size / max(p.window_tokens, 1)
         bar.set_postfix(epoch=p.epoch, loss=f"{loss:.3f}", ppl=f"{math.exp(min(loss, 50)):.1f}",
                         tok_s=f"{p.train_tokens / max(p.train_seconds, 1e-9):.0f}")
         # Without a progress bar (e.g. output to a file) these lines show the progress.
@@ -295,7 +296,7 @@ class Trainer:
         """A validation on the `validate_every` grid: the policy decides from it."""
         validation, train_loss = self._measure()
         improved = self.policy.after_validation(validation.perplexity)
-        self.progress.window_loss, self.progress.window_tokens = 0.0, 0
+        self.window_loss, self.progress.window_tokens = 0.0, 0
         # Checkpoints first: a crash between the two leaves a record missing, never one
         # that describes a state no checkpoint holds.
         self._save(best=improved)
@@ -332,7 +333,7 @@ class Trainer:
                 bleu = dev_bleu(self.model, self.dev_data, self.dev_refs, self.tgt_vocab,
                                 self.device, self.config)
         perplexity, bleu = self.dist.gather_objects((perplexity, bleu))[0]
-        (window_loss,) = self.dist.sum([p.window_loss])
+        (window_loss,) = self.dist.sum([self.window_loss])
         validation = Validation(p.step, perplexity, None if math.isnan(bleu) else bleu,
                                 time.perf_counter() - started)
         return validation, window_loss / max(p.window_tokens, 1)
@@ -354,23 +355,24 @@ class Trainer:
     def _save(self, best: bool = False) -> None:
         """Rank 0 writes `best.pt` if `best`, then `last.pt`; all processes wait for it.
 
-        Every process's random number generator state goes in, so each resumes its own.
+        Every process's random number generator state and share of the loss window go
+        in, so each resumes its own.
         `best.pt` gets what translation needs only: no training state.
         """
         last = self.output_dir / "last.pt"
         if not all(torch.isfinite(t).all() for t in self.model.parameters()):
             raise NmtError(f"non-finite weights at step {self.progress.step}; not saved "
                            f"({last} keeps the last good state)")
-        rng = {"torch": torch.get_rng_state(),
-               "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda"
-               else None}
-        rng_per_rank = self.dist.gather_objects(rng)
+        mine = {"torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device)
+                if self.device.type == "cuda" else None,
+                "window_loss": self.window_loss}
+        per_rank = self.dist.gather_objects(mine)
         if self.dist.is_main:
             weights = Checkpoint(self.config, self.model.state_dict(), self.src_vocab,
                                  self.tgt_vocab)
             state = TrainState(self.progress, self.policy.state_dict(),
-                               self.optimizer.state_dict(), self.scaler.state_dict(),
-                               rng_per_rank)
+                               self.optimizer.state_dict(), self.scaler.state_dict(), per_rank)
             # best.pt first: a crash in between leaves a best.pt newer than last.pt (the
             # resumed run writes it again, identically), never a last.pt whose best
             # perplexity no best.pt on disk has.
@@ -404,16 +406,19 @@ class Trainer:
         if state.grad_scaler:  # empty when the scaler is off (fp32, bf16)
             self.scaler.load_state_dict(state.grad_scaler)
         self.progress = state.progress
-        rng_per_rank = state.rng_per_rank
-        if len(rng_per_rank) == self.dist.world_size:
-            rng = rng_per_rank[self.dist.rank]
-            torch.set_rng_state(rng["torch"])
-            if rng["cuda"] is not None and self.device.type == "cuda":
-                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        if len(state.per_rank) == self.dist.world_size:
+            mine = state.per_rank[self.dist.rank]
+            torch.set_rng_state(mine["torch_rng"])
+            if mine["cuda_rng"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(mine["cuda_rng"], self.device)
+            self.window_loss = mine["window_loss"]
         else:
             log.warning("%s was written by %d processes, this run has %d: the data is "
                         "shared out differently from here on, so the run will not repeat "
-                        "exactly", last, len(rng_per_rank), self.dist.world_size)
+                        "exactly", last, len(state.per_rank), self.dist.world_size)
+            # The window's loss is summed over processes: rank 0 carries all of it.
+            self.window_loss = (sum(r["window_loss"] for r in state.per_rank)
+                                if self.dist.is_main else 0.0)
         self.resumed = True
         if self.dist.is_main:
             _keep_metrics_up_to(self.output_dir / "metrics.jsonl", self.progress.step)

@@ -14,49 +14,13 @@ import torch
 
 import nmt.checkpoint
 import nmt.training
-from conftest import REPO, write_config
+from conftest import REPO, assert_equal_state, metrics, run_config
 from nmt.checkpoint import load_checkpoint
 from nmt.cli import main
 from nmt.config import load_config
 from nmt.errors import NmtError
 from nmt.evaluation import dev_perplexity
 from nmt.training import Trainer
-
-TIMING_KEYS = {"train_seconds", "train_tok_per_s", "validation_seconds", "wall_seconds"}
-
-
-def run_config(sample_run, tmp_path, name: str, **training):
-    """A config training on the session's prepared sample, with dropout (so RNG state matters)."""
-    settings = {"max_steps": 60, "validate_every": 10, "validation_bleu": False,
-                "output_dir": str(tmp_path / name), **training}
-    return write_config(tmp_path / f"{name}.yaml", tmp_path,
-                        data={"prepared_dir": str(sample_run / "prepared")},
-                        model={"dropout": 0.3}, training=settings)
-
-
-def metrics(run_dir):
-    """The validation records, without timings and without end-of-run evaluations."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records
-            if not r.get("end_of_run")]
-
-
-def assert_equal_state(a, b, where="state"):
-    """Nested dicts and lists of numbers and tensors, equal to the last bit."""
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            if key not in TIMING_KEYS:
-                assert_equal_state(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_equal_state(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
-
 
 def assert_same_run(a, b):
     """Same validations, and last.pt the same to the last bit: weights, optimiser
@@ -135,9 +99,13 @@ def test_a_format_1_checkpoint_resumes_to_the_same_run(sample_run, tmp_path, uni
     payload = torch.load(path, weights_only=True)
     training = payload["training"]
     policy = training.pop("policy")
+    per_rank = training.pop("per_rank")
+    training["rng_per_rank"] = [{"torch": r["torch_rng"], "cuda": r["cuda_rng"]}
+                                for r in per_rank]
     training["progress"].update(
         best_perplexity=policy["best_perplexity"],
-        validations_without_improvement=policy["validations_without_improvement"])
+        validations_without_improvement=policy["validations_without_improvement"],
+        window_loss=per_rank[0]["window_loss"])
     optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=2)
     training["scheduler"] = {**scheduler.state_dict(), "best": policy["plateau_best"],
