@@ -36,7 +36,7 @@ class DataConfig:
     prepared_dir: str = "prepared"
     max_length: int = 100  # pieces per side, longer pairs are dropped from train
     max_length_ratio: float = 3.0  # longer/shorter side in pieces, train only
-    lowercase: bool = False
+    lowercase: bool = False  # also makes dev BLEU compare lowercased references
 
     def check(self) -> list[tuple[str, str]]:
         problems = []

@@ -36,10 +36,21 @@ def dev_perplexity(model: Seq2Seq, data: ParallelData, device: torch.device,
 
 def dev_bleu(model: Seq2Seq, data: ParallelData, references: Sequence[str],
              tgt_vocab: Vocabulary, device: torch.device, config: Config) -> float:
-    """Greedy-decode the dev sources and score them against the raw references."""
+    """Greedy-decode the dev sources and score them against the raw references.
+
+    With `data.lowercase` the model only ever saw lowercased text, so both sides
+    are scored lowercased; see `bleu_description`.
+    """
     model.eval()
     sources = [data.src(i).tolist() for i in range(len(data))]
     decoding = config.decoding
     outputs = translate_ids(model, sources, 1, decoding.length_penalty,
                             decoding.max_length_ratio, decoding.batch_size, device)
-    return corpus_bleu([tgt_vocab.decode(ids) for ids in outputs], references)
+    return corpus_bleu([tgt_vocab.decode(ids) for ids in outputs], references,
+                       lowercase=config.data.lowercase)
+
+
+def bleu_description(config: Config) -> str:
+    """Which BLEU `dev_bleu` is, for logs."""
+    return ("greedy, detokenised sacreBLEU, "
+            + ("lowercased" if config.data.lowercase else "cased"))

@@ -19,20 +19,24 @@ class Score:
 
 
 def corpus_scores(hypotheses: Sequence[str], references: Sequence[str],
-                  metrics: Sequence[str] = ("bleu", "chrf", "ter")) -> list[Score]:
-    """Score detokenised hypotheses against one reference each."""
+                  metrics: Sequence[str] = ("bleu", "chrf", "ter"),
+                  lowercase: bool = False) -> list[Score]:
+    """Score detokenised hypotheses against one reference each (both lowercased if asked)."""
     if len(hypotheses) != len(references):
         raise NmtError(f"hypotheses have {len(hypotheses)} lines but references have "
                        f"{len(references)}; they must match line for line")
-    classes = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
+    metric_makers = {"bleu": lambda: BLEU(lowercase=lowercase),
+                     "chrf": lambda: CHRF(lowercase=lowercase),
+                     "ter": lambda: TER(case_sensitive=not lowercase)}
     scores = []
     for name in metrics:
-        metric = classes[name]()
+        metric = metric_makers[name]()
         result = metric.corpus_score(list(hypotheses), [list(references)])
         scores.append(Score(name, round(result.score, 2), str(metric.get_signature()),
                             str(result)))
     return scores
 
 
-def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    return corpus_scores(hypotheses, references, ("bleu",))[0].score
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str],
+                lowercase: bool = False) -> float:
+    return corpus_scores(hypotheses, references, ("bleu",), lowercase)[0].score

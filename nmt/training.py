@@ -42,7 +42,7 @@ from nmt.data import Batch, ParallelData, make_batch, token_batches
 from nmt.device import autocast_dtype
 from nmt.distributed import Distributed, setup_distributed
 from nmt.errors import NmtError
-from nmt.evaluation import dev_bleu, dev_perplexity
+from nmt.evaluation import bleu_description, dev_bleu, dev_perplexity
 from nmt.model import Seq2Seq, count_parameters, token_nll
 from nmt.policy import TrainingPolicy
 from nmt.preprocess import load_vocabularies
@@ -301,10 +301,8 @@ class Trainer:
         # that describes a state no checkpoint holds.
         self._save(best=improved)
         self._record(validation, train_loss, {"best": improved})
-        log.info("validation at step %d: train loss %.3f, dev ppl %.2f, dev BLEU %s%s",
-                 validation.step, train_loss, validation.perplexity,
-                 "-" if validation.bleu is None else f"{validation.bleu:.2f}",
-                 " (best)" if improved else "")
+        log.info("validation at step %d: %s%s", validation.step,
+                 self._describe(validation, train_loss), " (best)" if improved else "")
         return validation
 
     def _evaluate_off_grid(self) -> Validation:
@@ -317,9 +315,8 @@ class Trainer:
         self._save()
         self._record(validation, train_loss, {"best": False, "end_of_run": True})
         log.info("evaluation at the end, step %d (off the validation grid: not used for "
-                 "learning-rate decay, early stopping or best.pt): train loss %.3f, dev ppl "
-                 "%.2f, dev BLEU %s", validation.step, train_loss, validation.perplexity,
-                 "-" if validation.bleu is None else f"{validation.bleu:.2f}")
+                 "learning-rate decay, early stopping or best.pt): %s", validation.step,
+                 self._describe(validation, train_loss))
         return validation
 
     def _measure(self) -> tuple[Validation, float]:
@@ -337,6 +334,11 @@ class Trainer:
         validation = Validation(p.step, perplexity, None if math.isnan(bleu) else bleu,
                                 time.perf_counter() - started)
         return validation, window_loss / max(p.window_tokens, 1)
+
+    def _describe(self, validation: Validation, train_loss: float) -> str:
+        bleu = ("-" if validation.bleu is None else
+                f"{validation.bleu:.2f} ({bleu_description(self.config)})")
+        return f"train loss {train_loss:.3f}, dev ppl {validation.perplexity:.2f}, dev BLEU {bleu}"
 
     def _record(self, validation: Validation, train_loss: float, extra: dict) -> None:
         """Rank 0 appends the validation's record to metrics.jsonl."""
