@@ -123,10 +123,11 @@ class TrainingConfig:
     bucket_size: int = 100  # batches per length-sorted pool; larger means less padding
     learning_rate: float = 1e-3
     clip_norm: float = 5.0
-    label_smoothing: float = 0.0
-    max_steps: int = 0  # 0 = no limit
+    label_smoothing: float = 0.0  # also in the logged train loss (dev perplexity: never)
+    # Budgets: training stops at the first one reached; 0 = no limit, for each of them.
+    max_steps: int = 0
     max_epochs: int = 30
-    max_minutes: float = 0.0  # wall-clock budget for the training loop; 0 = no limit
+    max_minutes: float = 0.0  # wall-clock budget for the training loop
     validate_every: int = 500
     validation_bleu: bool = True  # greedy-decode the dev set at each validation
     log_every: int = 50

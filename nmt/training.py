@@ -146,6 +146,11 @@ class Trainer:
                      cfg.update_every * self.dist.world_size, cfg.batch_tokens,
                      cfg.update_every, self.dist.world_size,
                      self.policy.learning_rate(p.step + 1, p.epoch))  # after any decay
+            if not (cfg.max_steps or cfg.max_epochs or cfg.max_minutes
+                    or cfg.early_stopping_patience):
+                log.warning("no limit: training.max_steps, max_epochs, max_minutes and "
+                            "early_stopping_patience are all 0, so this run stops only on "
+                            "Ctrl-C or SIGTERM (which save last.pt)")
             with self.dist.lost_contact_is_an_error():
                 validation = self._run(signals)
             self._check_processes_agree()
@@ -223,7 +228,7 @@ class Trainer:
         cfg, p = self.config.training, self.progress
         if cfg.max_steps and p.step >= cfg.max_steps:
             return f"max_steps ({cfg.max_steps}) reached"
-        if p.epoch > cfg.max_epochs:
+        if cfg.max_epochs and p.epoch > cfg.max_epochs:
             return f"max_epochs ({cfg.max_epochs}) reached"
         if cfg.max_minutes:
             elapsed = self.dist.gather(p.wall_seconds)[0]
@@ -285,12 +290,21 @@ class Trainer:
         p = self.progress
         # window_loss is this process's share: scaling by world_size estimates the total.
         loss = self.window_loss * self.dist.world_size / max(p.window_tokens, 1)
-        bar.set_postfix(epoch=p.epoch, loss=f"{loss:.3f}", ppl=f"{math.exp(min(loss, 50)):.1f}",
-                        tok_s=f"{p.train_tokens / max(p.train_seconds, 1e-9):.0f}")
+        tokens_per_second = p.train_tokens / max(p.train_seconds, 1e-9)
+        if self.config.training.label_smoothing:  # exp() of it is no perplexity
+            bar.set_postfix(epoch=p.epoch, ls_loss=f"{loss:.3f}", tok_s=f"{tokens_per_second:.0f}")
+        else:
+            bar.set_postfix(epoch=p.epoch, loss=f"{loss:.3f}",
+                            ppl=f"{math.exp(min(loss, 50)):.1f}", tok_s=f"{tokens_per_second:.0f}")
         # Without a progress bar (e.g. output to a file) these lines show the progress.
         log.log(logging.DEBUG if self.progress_bar else logging.INFO,
-                "step %d epoch %d loss %.4f tok/s %.0f lr %.2e", p.step, p.epoch, loss,
-                p.train_tokens / max(p.train_seconds, 1e-9), self.optimizer.param_groups[0]["lr"])
+                "step %d epoch %d %s %.4f tok/s %.0f lr %.2e", p.step, p.epoch,
+                self._train_loss_name(), loss, tokens_per_second,
+                self.optimizer.param_groups[0]["lr"])
+
+    def _train_loss_name(self) -> str:
+        smoothing = self.config.training.label_smoothing
+        return f"train loss (label-smoothed {smoothing:g})" if smoothing else "train loss"
 
     def _validate_and_save(self) -> Validation:
         """A validation on the `validate_every` grid: the policy decides from it."""
@@ -338,7 +352,8 @@ class Trainer:
     def _describe(self, validation: Validation, train_loss: float) -> str:
         bleu = ("-" if validation.bleu is None else
                 f"{validation.bleu:.2f} ({bleu_description(self.config)})")
-        return f"train loss {train_loss:.3f}, dev ppl {validation.perplexity:.2f}, dev BLEU {bleu}"
+        return (f"{self._train_loss_name()} {train_loss:.3f}, dev ppl "
+                f"{validation.perplexity:.2f}, dev BLEU {bleu}")
 
     def _record(self, validation: Validation, train_loss: float, extra: dict) -> None:
         """Rank 0 appends the validation's record to metrics.jsonl."""
@@ -346,6 +361,7 @@ class Trainer:
             return
         p = self.progress
         record = {"step": p.step, "epoch": p.epoch, "train_loss": round(train_loss, 5),
+                  "label_smoothing": self.config.training.label_smoothing,  # in train_loss
                   "dev_ppl": round(validation.perplexity, 3), "dev_bleu": validation.bleu,
                   "lr": self.policy.learning_rate(p.step + 1, p.epoch),
                   "train_tokens": p.train_tokens, "train_seconds": round(p.train_seconds, 1),
