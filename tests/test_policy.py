@@ -43,3 +43,34 @@ def test_a_restored_policy_decides_exactly_as_the_original():
         assert restored.learning_rate(1000, 3) == original.learning_rate(1000, 3)
         assert restored.early_stop() == original.early_stop()
     assert restored.state_dict() == original.state_dict()
+
+
+def test_the_learning_rate_decays_after_more_than_lr_patience_bad_validations():
+    policy = TrainingPolicy(TrainingConfig(learning_rate=1e-3, lr_decay_factor=0.5,
+                                           lr_patience=2, min_learning_rate=3e-4))
+    rates = []
+    for perplexity in [10.0, 9.0, 9.5, 9.4, 9.0, 9.1, 8.0, 8.5, 8.5, 8.5, 8.5, 8.5, 8.5]:
+        policy.after_validation(perplexity)
+        rates.append(policy.learning_rate(1, 1))
+    # 9.5, 9.4, 9.0 (equal is no improvement): the third bad validation in a row
+    # decays and the count starts again; 8.0 improves; the third 8.5 decays to the
+    # floor, and there the rate stays.
+    assert rates == [1e-3] * 4 + [5e-4] * 5 + [3e-4] * 4
+
+
+def test_early_stopping_fires_after_patience_validations_without_a_new_best():
+    policy = TrainingPolicy(TrainingConfig(early_stopping_patience=3))
+    verdicts = []
+    for perplexity in [10.0, 9.0, 9.5, 9.0, 8.9, 9.2, 9.3, 8.9]:
+        improved = policy.after_validation(perplexity)
+        verdicts.append((improved, policy.early_stop() is not None))
+    assert verdicts == [(True, False), (True, False), (False, False), (False, False),
+                        (True, False), (False, False), (False, False), (False, True)]
+    assert "no dev improvement in 3 validations" in policy.early_stop()
+
+
+def test_early_stopping_patience_0_never_stops():
+    policy = TrainingPolicy(TrainingConfig(early_stopping_patience=0))
+    for perplexity in [10.0] + [11.0] * 50:
+        policy.after_validation(perplexity)
+    assert policy.early_stop() is None
