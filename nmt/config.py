@@ -135,6 +135,9 @@ class TrainingConfig:
     lr_patience: int = 2  # validations without improvement before decaying
     min_learning_rate: float = 1e-5
     early_stopping_patience: int = 6  # validations without improvement; 0 = never stop
+    # At each validation also write ckpt-STEP.pt (translation only, like best.pt) and
+    # keep the newest this many of them; 0 = write none.
+    keep_checkpoints: int = 0
     num_threads: int = 0  # torch CPU threads; 0 = PyTorch's default
     collective_timeout_minutes: float = 10.0  # torchrun: a rank silent this long ends the run
 
@@ -144,7 +147,8 @@ class TrainingConfig:
                     "log_every")
         problems += [(k, "must be at least 1") for k in positive if getattr(self, k) < 1]
         non_negative = ("max_steps", "max_epochs", "max_minutes", "lr_patience",
-                        "early_stopping_patience", "num_threads", "min_learning_rate")
+                        "early_stopping_patience", "num_threads", "min_learning_rate",
+                        "keep_checkpoints")
         problems += [(k, "must be >= 0") for k in non_negative if getattr(self, k) < 0]
         if self.collective_timeout_minutes <= 0:
             problems.append(("collective_timeout_minutes", "must be > 0"))

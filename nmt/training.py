@@ -55,7 +55,8 @@ log = logging.getLogger(__name__)
 # any other difference means a different experiment.
 RESUMABLE_KEYS = ("training.max_steps", "training.max_epochs", "training.max_minutes",
                   "training.device", "training.num_threads", "training.log_every",
-                  "training.early_stopping_patience", "decoding.")
+                  "training.early_stopping_patience", "training.keep_checkpoints",
+                  "decoding.")
 MAX_BAD_STEPS = 5  # non-finite losses in a row before the run is stopped
 
 
@@ -123,6 +124,8 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             for name in ("last.pt", "best.pt", "metrics.jsonl"):  # --overwrite: a new run
                 (self.output_dir / name).unlink(missing_ok=True)
+            for path in self._periodic_checkpoints():
+                path.unlink()
         self.dist.barrier()
 
     def run(self) -> Validation:
@@ -313,7 +316,7 @@ class Trainer:
         self.window_loss, self.progress.window_tokens = 0.0, 0
         # Checkpoints first: a crash between the two leaves a record missing, never one
         # that describes a state no checkpoint holds.
-        self._save(best=improved)
+        self._save(best=improved, periodic=bool(self.config.training.keep_checkpoints))
         self._record(validation, train_loss, {"best": improved})
         log.info("validation at step %d: %s%s", validation.step,
                  self._describe(validation, train_loss), " (best)" if improved else "")
@@ -370,12 +373,13 @@ class Trainer:
         with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
             stream.write(json.dumps(record) + "\n")
 
-    def _save(self, best: bool = False) -> None:
-        """Rank 0 writes `best.pt` if `best`, then `last.pt`; all processes wait for it.
+    def _save(self, best: bool = False, periodic: bool = False) -> None:
+        """Rank 0 writes `best.pt` if `best`, `ckpt-STEP.pt` if `periodic`, then `last.pt`;
+        all processes wait for it.
 
         Every process's random number generator state and share of the loss window go
         in, so each resumes its own.
-        `best.pt` gets what translation needs only: no training state.
+        `best.pt` and `ckpt-STEP.pt` get what translation needs only: no training state.
         """
         last = self.output_dir / "last.pt"
         if not all(torch.isfinite(t).all() for t in self.model.parameters()):
@@ -396,8 +400,20 @@ class Trainer:
             # perplexity no best.pt on disk has.
             if best:
                 save_checkpoint(self.output_dir / "best.pt", weights)
+            if periodic:
+                save_checkpoint(self.output_dir / f"ckpt-{self.progress.step}.pt", weights)
             save_checkpoint(last, dataclasses.replace(weights, training_state=state))
+            if periodic:  # only now that the new one is on disk
+                for old in self._periodic_checkpoints()[:-self.config.training.keep_checkpoints]:
+                    old.unlink()
         self.dist.barrier()
+
+    def _periodic_checkpoints(self) -> list[Path]:
+        """The `ckpt-STEP.pt` files in the output directory, oldest first."""
+        found = [(int(path.stem[len("ckpt-"):]), path)
+                 for path in self.output_dir.glob("ckpt-*.pt")
+                 if path.stem[len("ckpt-"):].isdigit()]
+        return [path for _, path in sorted(found)]
 
     def _resume(self, checkpoint: Checkpoint) -> None:
         last = self.output_dir / "last.pt"

@@ -9,10 +9,11 @@ import signal
 import pytest
 
 import nmt.training
-from conftest import run_config
+from conftest import assert_equal_state, run_config
 from nmt.checkpoint import load_checkpoint
 from nmt.cli import main
 from nmt.config import load_config
+from nmt.errors import NmtError
 from nmt.training import Trainer, TrainingInterrupted
 
 
@@ -51,3 +52,30 @@ def test_a_label_smoothed_train_loss_says_so(sample_run, tmp_path):
     assert record["label_smoothing"] == 0.1
     log_text = (tmp_path / "smoothed/train.log").read_text()
     assert "train loss (label-smoothed 0.1)" in log_text
+
+
+def test_keep_checkpoints_keeps_the_newest_periodic_checkpoints(sample_run, tmp_path,
+                                                                monkeypatch):
+    config = run_config(sample_run, tmp_path, "keep", max_steps=40, keep_checkpoints=2)
+    assert main(["-q", "train", str(config)]) == 0
+    run = tmp_path / "keep"
+    assert sorted(p.name for p in run.glob("ckpt-*.pt")) == ["ckpt-30.pt", "ckpt-40.pt"]
+    newest = load_checkpoint(run / "ckpt-40.pt")
+    assert newest.training_state is None  # translation only, like best.pt
+    assert_equal_state(newest.model_state, load_checkpoint(run / "last.pt").model_state)
+
+    real_save = nmt.training.save_checkpoint
+
+    def periodic_write_fails(path, checkpoint):
+        if path.name.startswith("ckpt-"):
+            raise NmtError(f"{path}: cannot write checkpoint (No space left on device)")
+        real_save(path, checkpoint)
+
+    monkeypatch.setattr(nmt.training, "save_checkpoint", periodic_write_fails)
+    keep_one = run_config(sample_run, tmp_path, "keep", max_steps=60, keep_checkpoints=1)
+    assert main(["-q", "train", str(keep_one)]) == 1
+    # Nothing was removed for the checkpoint that did not reach the disk.
+    assert sorted(p.name for p in run.glob("ckpt-*.pt")) == ["ckpt-30.pt", "ckpt-40.pt"]
+    monkeypatch.setattr(nmt.training, "save_checkpoint", real_save)
+    assert main(["-q", "train", str(keep_one)]) == 0
+    assert sorted(p.name for p in run.glob("ckpt-*.pt")) == ["ckpt-60.pt"]
