@@ -7,11 +7,22 @@ early stopping ends the run. Its whole state is plain numbers, saved in
 `last.pt` and restored exactly, so a resumed run decides as the uninterrupted
 one would have.
 
-Learning-rate decay on plateau follows torch's ``ReduceLROnPlateau`` (mode
-min, relative threshold 1e-4, no cooldown) to the last bit: a validation that
-does not improve the plateau's best perplexity by more than 0.01% counts as
-bad, and after more than `lr_patience` bad ones in a row the rate is
-multiplied by `lr_decay_factor`, never going below `min_learning_rate`.
+The learning rate of update n (counted from 1) is the schedule's rate times
+the linear warm-up factor min(1, n / warmup_steps):
+
+- plateau: follows torch's ``ReduceLROnPlateau`` (mode min, relative threshold
+  1e-4, no cooldown) to the last bit: a validation that does not improve the
+  plateau's best perplexity by more than 0.01% counts as bad, and after more
+  than `lr_patience` bad ones in a row the rate is multiplied by
+  `lr_decay_factor`. Its state is the only one that is not a function of n.
+- step: `lr_decay_factor` once from `decay_start_epoch` on and once more every
+  `decay_every_epochs` after it.
+- inverse_sqrt: learning_rate * sqrt(warmup_steps / n) after warm-up (1 / sqrt(n)
+  without warm-up).
+- cosine: from learning_rate after warm-up down to `min_learning_rate` at
+  `total_steps` (or `max_steps`) along half a cosine.
+
+No schedule decays below `min_learning_rate`.
 """
 
 from __future__ import annotations
@@ -38,7 +49,21 @@ class TrainingPolicy:
 
     def learning_rate(self, step: int, epoch: int) -> float:
         """The rate for update number `step` (counted from 1), taken in `epoch`."""
-        return self.plateau_lr
+        cfg = self.config
+        peak, floor, warmup = cfg.learning_rate, cfg.min_learning_rate, cfg.warmup_steps
+        if cfg.lr_schedule == "plateau":
+            rate = self.plateau_lr  # the decay itself stops at the floor
+        elif cfg.lr_schedule == "step":
+            decays = (0 if epoch < cfg.decay_start_epoch
+                      else 1 + (epoch - cfg.decay_start_epoch) // cfg.decay_every_epochs)
+            rate = max(peak * cfg.lr_decay_factor ** decays, floor)
+        elif cfg.lr_schedule == "inverse_sqrt":
+            rate = max(peak * math.sqrt(max(warmup, 1) / max(step, warmup, 1)), floor)
+        else:  # cosine
+            total = cfg.total_steps or cfg.max_steps
+            done = min(max(step - warmup, 0) / max(total - warmup, 1), 1.0)
+            rate = floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * done))
+        return rate * step / warmup if step < warmup else rate
 
     def after_validation(self, perplexity: float) -> bool:
         """Take a dev perplexity from the validation grid; True if it is the best so far."""
@@ -48,7 +73,8 @@ class TrainingPolicy:
             self.validations_without_improvement = 0
         else:
             self.validations_without_improvement += 1
-        self._plateau_decay(perplexity)
+        if self.config.lr_schedule == "plateau":
+            self._plateau_decay(perplexity)
         return improved
 
     def _plateau_decay(self, perplexity: float) -> None:

@@ -145,10 +145,11 @@ class Trainer:
                      torch.get_num_threads(),
                      count_parameters(self.model), len(self.train_data), len(self.dev_data))
             log.info("effective batch: about %d target tokens (%d per batch x %d batches per "
-                     "update x %d processes); learning rate %g", cfg.batch_tokens *
-                     cfg.update_every * self.dist.world_size, cfg.batch_tokens,
-                     cfg.update_every, self.dist.world_size,
-                     self.policy.learning_rate(p.step + 1, p.epoch))  # after any decay
+                     "update x %d processes); learning rate %g (%s schedule, %d warm-up steps)",
+                     cfg.batch_tokens * cfg.update_every * self.dist.world_size,
+                     cfg.batch_tokens, cfg.update_every, self.dist.world_size,
+                     self.policy.learning_rate(p.step + 1, p.epoch),  # after any decay
+                     cfg.lr_schedule, cfg.warmup_steps)
             if not (cfg.max_steps or cfg.max_epochs or cfg.max_minutes
                     or cfg.early_stopping_patience):
                 log.warning("no limit: training.max_steps, max_epochs, max_minutes and "

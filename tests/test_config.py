@@ -41,6 +41,11 @@ def test_empty_sections_take_defaults():
     ({"model": []}, "model: expected a mapping"),
     ({"data": {"src_lang": "en", "tgt_lang": "en"}}, "data.tgt_lang: must differ"),
     ({"data": {"dev": ""}}, "data.dev: a file prefix is required"),
+    ({"training": {"lr_schedule": "linear"}},
+     "training.lr_schedule: expected one of plateau, step, inverse_sqrt, cosine"),
+    ({"training": {"lr_schedule": "cosine"}},
+     "training.total_steps: lr_schedule cosine needs the number of updates to decay over"),
+    ({"training": {"decay_every_epochs": 0}}, "training.decay_every_epochs: must be at least 1"),
 ])
 def test_bad_values_name_the_key(raw, message):
     data = {"train": "t", "dev": "d", **raw.get("data", {})}

@@ -126,6 +126,29 @@ def test_a_run_stopped_off_the_validation_grid_resumes_to_the_same_run(sample_ru
     assert [r["step"] for r in records if r.get("end_of_run")] == [25]  # logged, nothing more
 
 
+# Each schedule with its stop: the sample's epochs are 72 updates, so the step
+# schedule's run crosses into its decayed epoch 2 before the stop.
+SCHEDULES = {
+    "plateau": ({"warmup_steps": 15, "lr_patience": 0}, 25, 40),
+    "step": ({"lr_schedule": "step", "decay_start_epoch": 2, "lr_decay_factor": 0.5}, 75, 80),
+    "inverse_sqrt": ({"lr_schedule": "inverse_sqrt", "warmup_steps": 15}, 25, 40),
+    "cosine": ({"lr_schedule": "cosine", "warmup_steps": 5, "total_steps": 40}, 25, 40),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_every_lr_schedule_resumes_exactly(sample_run, tmp_path, name):
+    settings, stop, end = SCHEDULES[name]
+    whole = run_config(sample_run, tmp_path, "whole", max_steps=end, **settings)
+    assert main(["-q", "train", str(whole)]) == 0
+    config = run_config(sample_run, tmp_path, "resumed", max_steps=stop, **settings)
+    assert main(["-q", "train", str(config)]) == 0
+    assert main(["-q", "train", str(config), "--max-steps", str(end)]) == 0
+    assert_same_run(tmp_path / "whole", tmp_path / "resumed")
+    lrs = [r["lr"] for r in metrics(tmp_path / "whole")]
+    assert len(set(lrs)) > 1  # the schedule changed the rate during the test
+
+
 class FakeClock:
     """Two seconds pass each time training looks at the clock."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from nmt.config import TrainingConfig
@@ -74,3 +75,47 @@ def test_early_stopping_patience_0_never_stops():
     for perplexity in [10.0] + [11.0] * 50:
         policy.after_validation(perplexity)
     assert policy.early_stop() is None
+
+
+def rates(steps, epoch=1, **settings) -> list[float]:
+    policy = TrainingPolicy(TrainingConfig(**settings))
+    return [policy.learning_rate(step, epoch) for step in steps]
+
+
+def test_linear_warmup_works_with_every_schedule():
+    for schedule in ("plateau", "step", "inverse_sqrt", "cosine"):
+        assert rates([1, 2, 3, 4], lr_schedule=schedule, learning_rate=1.0, warmup_steps=4,
+                     max_steps=100) == pytest.approx([0.25, 0.5, 0.75, 1.0]), schedule
+
+
+def test_step_decay_starts_at_decay_start_epoch_and_stops_at_the_floor():
+    policy = TrainingPolicy(TrainingConfig(lr_schedule="step", learning_rate=1.0,
+                                           lr_decay_factor=0.5, decay_start_epoch=3,
+                                           decay_every_epochs=2, min_learning_rate=0.1))
+    assert [policy.learning_rate(1, epoch) for epoch in range(1, 11)] == [
+        1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125, 0.1, 0.1]
+
+
+def test_inverse_sqrt_decays_from_the_end_of_warm_up():
+    assert rates([4, 16, 64, 400], lr_schedule="inverse_sqrt", learning_rate=1.0,
+                 warmup_steps=4, min_learning_rate=0.0) == [1.0, 0.5, 0.25, 0.1]
+    assert rates([1, 4, 100], lr_schedule="inverse_sqrt", learning_rate=1.0,
+                 min_learning_rate=0.0) == [1.0, 0.5, 0.1]
+
+
+def test_cosine_falls_from_the_peak_to_the_floor_over_total_steps():
+    got = rates([2, 7, 12, 50], lr_schedule="cosine", learning_rate=1.0,
+                min_learning_rate=0.1, warmup_steps=2, total_steps=12)
+    assert got == pytest.approx([1.0, 0.55, 0.1, 0.1])
+    # Without total_steps, max_steps is the length.
+    assert rates([50], lr_schedule="cosine", learning_rate=1.0, min_learning_rate=0.0,
+                 max_steps=100) == pytest.approx([0.5])
+
+
+def test_only_the_plateau_schedule_decays_on_a_plateau():
+    for schedule, expected in (("plateau", 0.25), ("step", 1.0)):
+        policy = TrainingPolicy(TrainingConfig(lr_schedule=schedule, learning_rate=1.0,
+                                               lr_decay_factor=0.25, lr_patience=0))
+        for perplexity in (10.0, 11.0):
+            policy.after_validation(perplexity)
+        assert policy.learning_rate(10, 1) == expected, schedule
