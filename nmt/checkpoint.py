@@ -76,6 +76,18 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
                        "any previous checkpoint there is unchanged") from None
 
 
+def periodic_checkpoint(directory: Path, step: int) -> Path:
+    """Where training keeps the translation checkpoint of `step` (`keep_checkpoints`)."""
+    return directory / f"ckpt-{step}.pt"
+
+
+def periodic_checkpoints(directory: Path) -> list[Path]:
+    """The periodic checkpoints in `directory`, oldest first."""
+    steps = [path.stem[len("ckpt-"):] for path in directory.glob("ckpt-*.pt")]
+    return [periodic_checkpoint(directory, step)
+            for step in sorted(int(step) for step in steps if step.isdigit())]
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Load and check a checkpoint; every failure is an `NmtError` naming the file."""
     path = Path(path)

@@ -4,7 +4,8 @@ Per-token cross-entropy, Adam, global-norm gradient clipping, validation every
 N steps (`nmt.evaluation` measures dev perplexity and greedy BLEU; `nmt.policy`
 decides the learning rate, the best checkpoint and early stopping), a
 wall-clock budget. The output directory receives ``last.pt``, ``best.pt``,
-``train.log``, ``metrics.jsonl`` and ``config.yaml``.
+``train.log``, ``metrics.jsonl``, ``config.yaml`` and, with `keep_checkpoints`,
+``ckpt-STEP.pt`` files.
 
 A run never loses work: ``last.pt`` carries the whole training state (weights,
 optimiser, policy, progress, random number generators, position in the data;
@@ -36,7 +37,8 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from nmt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from nmt.checkpoint import (Checkpoint, load_checkpoint, periodic_checkpoint,
+                            periodic_checkpoints, save_checkpoint)
 from nmt.config import Config, config_differences
 from nmt.data import Batch, ParallelData, make_batch, token_batches
 from nmt.device import autocast_dtype
@@ -124,7 +126,7 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             for name in ("last.pt", "best.pt", "metrics.jsonl"):  # --overwrite: a new run
                 (self.output_dir / name).unlink(missing_ok=True)
-            for path in self._periodic_checkpoints():
+            for path in periodic_checkpoints(self.output_dir):
                 path.unlink()
         self.dist.barrier()
 
@@ -295,11 +297,10 @@ class Trainer:
         # window_loss is this process's share: scaling by world_size estimates the total.
         loss = self.window_loss * self.dist.world_size / max(p.window_tokens, 1)
         tokens_per_second = p.train_tokens / max(p.train_seconds, 1e-9)
-        if self.config.training.label_smoothing:  # exp() of it is no perplexity
-            bar.set_postfix(epoch=p.epoch, ls_loss=f"{loss:.3f}", tok_s=f"{tokens_per_second:.0f}")
-        else:
-            bar.set_postfix(epoch=p.epoch, loss=f"{loss:.3f}",
-                            ppl=f"{math.exp(min(loss, 50)):.1f}", tok_s=f"{tokens_per_second:.0f}")
+        shown = {"epoch": p.epoch, "loss": f"{loss:.3f}"}
+        if not self.config.training.label_smoothing:  # exp() of a smoothed loss is no perplexity
+            shown["ppl"] = f"{math.exp(min(loss, 50)):.1f}"
+        bar.set_postfix(**shown, tok_s=f"{tokens_per_second:.0f}")
         # Without a progress bar (e.g. output to a file) these lines show the progress.
         log.log(logging.DEBUG if self.progress_bar else logging.INFO,
                 "step %d epoch %d %s %.4f tok/s %.0f lr %.2e", p.step, p.epoch,
@@ -375,12 +376,11 @@ class Trainer:
             stream.write(json.dumps(record) + "\n")
 
     def _save(self, best: bool = False, periodic: bool = False) -> None:
-        """Rank 0 writes `best.pt` if `best`, `ckpt-STEP.pt` if `periodic`, then `last.pt`;
-        all processes wait for it.
+        """Rank 0 writes the checkpoints; all processes wait for it.
 
-        Every process's random number generator state and share of the loss window go
-        in, so each resumes its own.
-        `best.pt` and `ckpt-STEP.pt` get what translation needs only: no training state.
+        `best.pt` (if `best`) and `ckpt-STEP.pt` (if `periodic`) get what translation
+        needs; `last.pt` also the training state, with every process's random number
+        generators and share of the loss window, so each resumes its own.
         """
         last = self.output_dir / "last.pt"
         if not all(torch.isfinite(t).all() for t in self.model.parameters()):
@@ -402,19 +402,13 @@ class Trainer:
             if best:
                 save_checkpoint(self.output_dir / "best.pt", weights)
             if periodic:
-                save_checkpoint(self.output_dir / f"ckpt-{self.progress.step}.pt", weights)
+                save_checkpoint(periodic_checkpoint(self.output_dir, self.progress.step), weights)
             save_checkpoint(last, dataclasses.replace(weights, training_state=state))
             if periodic:  # only now that the new one is on disk
-                for old in self._periodic_checkpoints()[:-self.config.training.keep_checkpoints]:
+                keep = self.config.training.keep_checkpoints
+                for old in periodic_checkpoints(self.output_dir)[:-keep]:
                     old.unlink()
         self.dist.barrier()
-
-    def _periodic_checkpoints(self) -> list[Path]:
-        """The `ckpt-STEP.pt` files in the output directory, oldest first."""
-        found = [(int(path.stem[len("ckpt-"):]), path)
-                 for path in self.output_dir.glob("ckpt-*.pt")
-                 if path.stem[len("ckpt-"):].isdigit()]
-        return [path for _, path in sorted(found)]
 
     def _resume(self, checkpoint: Checkpoint) -> None:
         last = self.output_dir / "last.pt"
