@@ -208,7 +208,6 @@ class Trainer:
                     self._log_progress(bar)
                 if p.step % cfg.validate_every == 0:
                     last_validation = self._validate_and_save()
-                    stop_reason = self.policy.early_stop()
             if stop_votes and stop_reason is None:
                 p.wall_seconds = wall_before + self.clock() - started
                 self._save()
@@ -240,7 +239,7 @@ class Trainer:
             elapsed = self.dist.gather(p.wall_seconds)[0]
             if elapsed >= cfg.max_minutes * 60:
                 return f"max_minutes ({cfg.max_minutes:g}) reached"
-        return None
+        return self.policy.early_stop()  # also when an early-stopped run is started again
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The batches of an epoch: a function of the seed and the epoch only."""

@@ -79,3 +79,16 @@ def test_keep_checkpoints_keeps_the_newest_periodic_checkpoints(sample_run, tmp_
     monkeypatch.setattr(nmt.training, "save_checkpoint", real_save)
     assert main(["-q", "train", str(keep_one)]) == 0
     assert sorted(p.name for p in run.glob("ckpt-*.pt")) == ["ckpt-60.pt"]
+
+
+def test_an_early_stopped_run_trained_again_stays_stopped(sample_run, tmp_path, monkeypatch,
+                                                          caplog):
+    monkeypatch.setattr(nmt.training, "dev_perplexity", lambda *args: 10.0)  # never improves
+    config = run_config(sample_run, tmp_path, "early", early_stopping_patience=2)
+    assert main(["-q", "train", str(config)]) == 0
+    last = tmp_path / "early/last.pt"
+    assert load_checkpoint(last).training_state.progress.step == 30
+    before = last.read_bytes()
+    assert main(["-q", "train", str(config)]) == 0
+    assert any("nothing to do: early stopping" in r.message for r in caplog.records)
+    assert last.read_bytes() == before
