@@ -9,20 +9,16 @@ vocabularies but no training state, so it translates but cannot be resumed.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from nmt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from nmt.checkpoint import Checkpoint, load_checkpoint, periodic_checkpoints, save_checkpoint
 from nmt.config import config_differences
 from nmt.errors import NmtError
 
 log = logging.getLogger("nmt")
-
-_PERIODIC = re.compile(r"ckpt-(\d+)\.pt")
-
 
 def last_checkpoints(run_dir: str | Path, count: int) -> list[Path]:
     """The `count` periodic checkpoints (`ckpt-STEP.pt`) of a run with the highest steps."""
@@ -31,13 +27,12 @@ def last_checkpoints(run_dir: str | Path, count: int) -> list[Path]:
         raise NmtError(f"--last: must be at least 1, got {count}")
     if not run_dir.is_dir():
         raise NmtError(f"{run_dir}: run directory not found")
-    steps = sorted(int(match[1]) for path in run_dir.iterdir()
-                   if (match := _PERIODIC.fullmatch(path.name)))
-    if len(steps) < count:
-        raise NmtError(f"{run_dir}: holds {len(steps)} periodic checkpoints (ckpt-STEP.pt), "
+    paths = periodic_checkpoints(run_dir)
+    if len(paths) < count:
+        raise NmtError(f"{run_dir}: holds {len(paths)} periodic checkpoints (ckpt-STEP.pt), "
                        f"fewer than the {count} asked for; set training.keep_checkpoints "
                        "to keep more")
-    return [run_dir / f"ckpt-{step}.pt" for step in steps[-count:]]
+    return paths[-count:]
 
 
 def average_checkpoints(paths: Sequence[str | Path]) -> Checkpoint:

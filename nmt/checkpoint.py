@@ -1,7 +1,9 @@
 """Checkpoints: everything `translate` needs, in one file of plain data and tensors.
 
-A checkpoint holds the format version, the whole config, the model weights,
-the serialized SentencePiece model(s) and, for resuming, the training state.
+A checkpoint holds the format version, the whole config, the model weights
+and the serialized SentencePiece model(s): all that translation needs. `last.pt`
+also holds the training state (`nmt.train_state`), for resuming; `best.pt` does
+not, which makes it a third of the size (Adam keeps two values per weight).
 It is written atomically and loaded with ``weights_only=True``, so loading never
 runs code from the file.
 """
@@ -12,7 +14,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import torch
 
@@ -21,14 +23,21 @@ from nmt.config import Config, config_from_dict
 from nmt.errors import NmtError
 from nmt.model import Seq2Seq
 from nmt.textio import atomic_write
+from nmt.train_state import TrainState, upgrade_format_1
 from nmt.vocabulary import Vocabulary
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # The one place where older checkpoint formats are brought up to date: each entry
 # turns a payload of format N into one of format N + 1. New config fields need no
 # entry, since they take their defaults when an older config is read.
-UPGRADES: dict[int, Callable[[dict], dict]] = {}
+def _upgrade_1(payload: dict) -> dict:
+    training = payload.get("training")
+    return {**payload, "format_version": 2,
+            "training": upgrade_format_1(training) if training else None}
+
+
+UPGRADES: dict[int, Callable[[dict], dict]] = {1: _upgrade_1}
 
 
 @dataclass
@@ -37,7 +46,7 @@ class Checkpoint:
     model_state: dict[str, torch.Tensor]
     src_vocab: Vocabulary
     tgt_vocab: Vocabulary
-    training_state: Optional[dict[str, Any]] = None
+    training_state: Optional[TrainState] = None  # last.pt only
 
     def build_model(self, device: torch.device | str = "cpu") -> Seq2Seq:
         """The model with its weights, in eval mode."""
@@ -56,7 +65,8 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         "src_kept": checkpoint.src_vocab.kept,
         "tgt_spm": checkpoint.tgt_vocab.model_proto,
         "tgt_kept": checkpoint.tgt_vocab.kept,
-        "training": checkpoint.training_state,
+        "training": (None if checkpoint.training_state is None
+                     else checkpoint.training_state.to_dict()),
     }
     try:
         with atomic_write(path, "wb") as stream:
@@ -64,6 +74,18 @@ def save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     except OSError as error:  # e.g. a full disk: atomic_write left the old file in place
         raise NmtError(f"{path}: cannot write checkpoint ({error.strerror or error}); "
                        "any previous checkpoint there is unchanged") from None
+
+
+def periodic_checkpoint(directory: Path, step: int) -> Path:
+    """Where training keeps the translation checkpoint of `step` (`keep_checkpoints`)."""
+    return directory / f"ckpt-{step}.pt"
+
+
+def periodic_checkpoints(directory: Path) -> list[Path]:
+    """The periodic checkpoints in `directory`, oldest first."""
+    steps = [path.stem[len("ckpt-"):] for path in directory.glob("ckpt-*.pt")]
+    return [periodic_checkpoint(directory, step)
+            for step in sorted(int(step) for step in steps if step.isdigit())]
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -95,4 +117,4 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(config, payload["model"],
                       Vocabulary(payload["src_spm"], payload["src_kept"]),
                       Vocabulary(payload["tgt_spm"], payload["tgt_kept"]),
-                      payload.get("training"))
+                      TrainState.from_dict(payload["training"]) if payload["training"] else None)

@@ -84,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "save a checkpoint and exit.")
     p.add_argument("config", help="YAML experiment config")
     p.add_argument("--device", help="override training.device (auto, cpu, cuda, cuda:N)")
-    p.add_argument("--max-minutes", type=float, help="override training.max_minutes")
-    p.add_argument("--max-steps", type=int, help="override training.max_steps")
+    p.add_argument("--max-minutes", type=float,
+                   help="override training.max_minutes (0 = no limit)")
+    p.add_argument("--max-steps", type=int, help="override training.max_steps (0 = no limit)")
     p.add_argument("--overwrite", action="store_true",
                    help="start a new run in an output_dir that holds one, deleting its "
                    "checkpoints (without it, a run with the same config is resumed)")

@@ -36,7 +36,7 @@ class DataConfig:
     prepared_dir: str = "prepared"
     max_length: int = 100  # pieces per side, longer pairs are dropped from train
     max_length_ratio: float = 3.0  # longer/shorter side in pieces, train only
-    lowercase: bool = False
+    lowercase: bool = False  # also makes dev BLEU compare lowercased references
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
@@ -137,29 +137,44 @@ class TrainingConfig:
     batch_tokens: int = 900  # real target tokens per batch (about 64 Multi30k sentences)
     update_every: int = 1  # batches per update (gradient accumulation), per process
     bucket_size: int = 100  # batches per length-sorted pool; larger means less padding
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # the rate after warm-up, before any decay
     clip_norm: float = 5.0
-    label_smoothing: float = 0.0
-    max_steps: int = 0  # 0 = no limit
+    label_smoothing: float = 0.0  # also in the logged train loss (dev perplexity: never)
+    # Budgets: training stops at the first one reached; 0 = no limit, for each of them.
+    max_steps: int = 0
     max_epochs: int = 30
-    max_minutes: float = 0.0  # wall-clock budget for the training loop; 0 = no limit
+    max_minutes: float = 0.0  # wall-clock budget for the training loop
     validate_every: int = 500
     validation_bleu: bool = True  # greedy-decode the dev set at each validation
     log_every: int = 50
-    lr_decay_factor: float = 0.5  # applied when dev perplexity stops improving
-    lr_patience: int = 2  # validations without improvement before decaying
-    min_learning_rate: float = 1e-5
+    # How the learning rate changes (nmt/policy.py). plateau: times lr_decay_factor after
+    # more than lr_patience validations without improvement; step: times lr_decay_factor
+    # from decay_start_epoch on, again every decay_every_epochs (Luong et al. 2015);
+    # inverse_sqrt: learning_rate * sqrt(warmup_steps / step); cosine: half a cosine from
+    # learning_rate down to min_learning_rate over total_steps.
+    lr_schedule: Literal["plateau", "step", "inverse_sqrt", "cosine"] = "plateau"
+    warmup_steps: int = 0  # linear warm-up from 0 to learning_rate, with any schedule
+    lr_decay_factor: float = 0.5  # plateau and step
+    lr_patience: int = 2  # plateau: validations without improvement before decaying
+    decay_start_epoch: int = 6  # step: the first epoch at a decayed rate
+    decay_every_epochs: int = 1  # step
+    total_steps: int = 0  # cosine: updates to decay over; 0 = max_steps
+    min_learning_rate: float = 1e-5  # no schedule decays below it
     early_stopping_patience: int = 6  # validations without improvement; 0 = never stop
+    # At each validation also write ckpt-STEP.pt (translation only, like best.pt) and
+    # keep the newest this many of them; 0 = write none.
+    keep_checkpoints: int = 0
     num_threads: int = 0  # torch CPU threads; 0 = PyTorch's default
     collective_timeout_minutes: float = 10.0  # torchrun: a rank silent this long ends the run
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
         positive = ("batch_tokens", "update_every", "bucket_size", "validate_every",
-                    "log_every")
+                    "log_every", "decay_start_epoch", "decay_every_epochs")
         problems += [(k, "must be at least 1") for k in positive if getattr(self, k) < 1]
         non_negative = ("max_steps", "max_epochs", "max_minutes", "lr_patience",
-                        "early_stopping_patience", "num_threads", "min_learning_rate")
+                        "early_stopping_patience", "num_threads", "min_learning_rate",
+                        "keep_checkpoints", "warmup_steps", "total_steps")
         problems += [(k, "must be >= 0") for k in non_negative if getattr(self, k) < 0]
         if self.collective_timeout_minutes <= 0:
             problems.append(("collective_timeout_minutes", "must be > 0"))
@@ -171,6 +186,9 @@ class TrainingConfig:
             problems.append(("label_smoothing", "must be in [0, 1)"))
         if not 0.0 < self.lr_decay_factor <= 1.0:
             problems.append(("lr_decay_factor", "must be in (0, 1]"))
+        if self.lr_schedule == "cosine" and not (self.total_steps or self.max_steps):
+            problems.append(("total_steps", "lr_schedule cosine needs the number of updates "
+                             "to decay over: set total_steps (or max_steps)"))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             problems.append(("device", "must be auto, cpu, cuda or cuda:N"))
         return problems

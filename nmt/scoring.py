@@ -76,9 +76,11 @@ def corpus_scores(hypotheses: Sequence[str], references: Sequence[Sequence[str]]
     return scores
 
 
-def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Default sacreBLEU BLEU against one reference per hypothesis."""
-    return corpus_scores(hypotheses, [references], ("bleu",))[0].score
+def corpus_bleu(hypotheses: Sequence[str], references: Sequence[str],
+                lowercase: bool = False) -> float:
+    """Default sacreBLEU BLEU against one reference per hypothesis (both lowercased if asked)."""
+    return corpus_scores(hypotheses, [references], ("bleu",),
+                         ScoreOptions(lowercase=lowercase))[0].score
 
 
 def moses_tokenize(lines: Sequence[str], lang: str) -> list[str]:

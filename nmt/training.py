@@ -1,15 +1,17 @@
-"""`nmt train`: the training loop, validation, early stopping, checkpoints, resuming.
+"""`nmt train`: the training loop, checkpoints, resuming.
 
-Per-token cross-entropy, Adam, global-norm gradient clipping, learning-rate
-decay when dev perplexity stops improving, validation every N steps (perplexity
-and greedy BLEU on the dev set), early stopping, a wall-clock budget. The output
-directory receives ``last.pt``, ``best.pt``, ``train.log``, ``metrics.jsonl``
-and ``config.yaml``.
+Per-token cross-entropy, Adam, global-norm gradient clipping, validation every
+N steps (`nmt.evaluation` measures dev perplexity and greedy BLEU; `nmt.policy`
+decides the learning rate, the best checkpoint and early stopping), a
+wall-clock budget. The output directory receives ``last.pt``, ``best.pt``,
+``train.log``, ``metrics.jsonl``, ``config.yaml`` and, with `keep_checkpoints`,
+``ckpt-STEP.pt`` files.
 
 A run never loses work: ``last.pt`` carries the whole training state (weights,
-optimiser, scheduler, progress, random number generators, position in the
-data), so `nmt train` on the same directory continues exactly where it stopped;
-SIGINT/SIGTERM save it before exiting; non-finite losses skip the update.
+optimiser, policy, progress, random number generators, position in the data;
+see `nmt.train_state`), so `nmt train` on the same directory continues exactly
+where it stopped; SIGINT/SIGTERM save it before exiting; non-finite losses skip
+the update.
 
 Under `torchrun` each process trains on its own share of every update's batches
 and DistributedDataParallel averages the gradients; only rank 0 validates and
@@ -29,23 +31,25 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import yaml
 from tqdm import tqdm
 
-from nmt.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from nmt.checkpoint import (Checkpoint, load_checkpoint, periodic_checkpoint,
+                            periodic_checkpoints, save_checkpoint)
 from nmt.config import Config, config_differences
 from nmt.data import Batch, ParallelData, make_batch, token_batches
 from nmt.device import autocast_dtype
 from nmt.distributed import Distributed, setup_distributed
 from nmt.errors import NmtError
+from nmt.evaluation import bleu_description, dev_bleu, dev_perplexity
 from nmt.model import Seq2Seq, count_parameters, token_nll
+from nmt.policy import TrainingPolicy
 from nmt.preprocess import load_vocabularies
-from nmt.scoring import corpus_bleu
-from nmt.search import translate_ids
 from nmt.textio import atomic_write, read_lines
+from nmt.train_state import Progress, TrainState
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,8 @@ log = logging.getLogger(__name__)
 # any other difference means a different experiment.
 RESUMABLE_KEYS = ("training.max_steps", "training.max_epochs", "training.max_minutes",
                   "training.device", "training.num_threads", "training.log_every",
-                  "training.early_stopping_patience", "decoding.")
+                  "training.early_stopping_patience", "training.keep_checkpoints",
+                  "decoding.")
 MAX_BAD_STEPS = 5  # non-finite losses in a row before the run is stopped
 
 
@@ -67,23 +72,6 @@ class TrainingInterrupted(Exception):
 
 
 @dataclass
-class Progress:
-    """Where a run stands; saved in every checkpoint so a resumed run continues exactly."""
-
-    step: int = 0  # optimiser updates done
-    epoch: int = 1
-    batch_in_epoch: int = 0  # batches of `epoch` already consumed
-    best_perplexity: float = math.inf
-    validations_without_improvement: int = 0
-    bad_steps_in_a_row: int = 0
-    train_tokens: int = 0
-    train_seconds: float = 0.0  # forward, backward and update only
-    wall_seconds: float = 0.0  # the whole loop, validations included
-    window_loss: float = 0.0  # summed since the last validation
-    window_tokens: int = 0
-
-
-@dataclass
 class Validation:
     step: int
     perplexity: float
@@ -94,9 +82,11 @@ class Validation:
 class Trainer:
     """Holds the model, optimiser and data of one run; `run()` trains it."""
 
-    def __init__(self, config: Config, overwrite: bool = False, progress_bar: bool = False):
+    def __init__(self, config: Config, overwrite: bool = False, progress_bar: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.progress_bar = progress_bar
+        self.clock = clock  # seconds; the max_minutes budget is measured with it
         train_cfg = config.training
         self.output_dir = Path(train_cfg.output_dir)
         if train_cfg.num_threads:
@@ -122,10 +112,9 @@ class Trainer:
         self.train_model = (torch.nn.parallel.DistributedDataParallel(self.model)
                             if self.dist.enabled else self.model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=train_cfg.lr_decay_factor,
-            patience=train_cfg.lr_patience, min_lr=train_cfg.min_learning_rate)
+        self.policy = TrainingPolicy(train_cfg)
         self.progress = Progress()
+        self.window_loss = 0.0  # this process's loss summed since the last validation
         self.resumed = False
 
         last = self.output_dir / "last.pt"
@@ -137,6 +126,8 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             for name in ("last.pt", "best.pt", "metrics.jsonl"):  # --overwrite: a new run
                 (self.output_dir / name).unlink(missing_ok=True)
+            for path in periodic_checkpoints(self.output_dir):
+                path.unlink()
         self.dist.barrier()
 
     def run(self) -> Validation:
@@ -156,10 +147,16 @@ class Trainer:
                      torch.get_num_threads(),
                      count_parameters(self.model), len(self.train_data), len(self.dev_data))
             log.info("effective batch: about %d target tokens (%d per batch x %d batches per "
-                     "update x %d processes); learning rate %g", cfg.batch_tokens *
-                     cfg.update_every * self.dist.world_size, cfg.batch_tokens,
-                     cfg.update_every, self.dist.world_size,
-                     self.optimizer.param_groups[0]["lr"])  # after any decay, when resuming
+                     "update x %d processes); learning rate %g (%s schedule, %d warm-up steps)",
+                     cfg.batch_tokens * cfg.update_every * self.dist.world_size,
+                     cfg.batch_tokens, cfg.update_every, self.dist.world_size,
+                     self.policy.learning_rate(p.step + 1, p.epoch),  # after any decay
+                     cfg.lr_schedule, cfg.warmup_steps)
+            if not (cfg.max_steps or cfg.max_epochs or cfg.max_minutes
+                    or cfg.early_stopping_patience):
+                log.warning("no limit: training.max_steps, max_epochs, max_minutes and "
+                            "early_stopping_patience are all 0, so this run stops only on "
+                            "Ctrl-C or SIGTERM (which save last.pt)")
             with self.dist.lost_contact_is_an_error():
                 validation = self._run(signals)
             self._check_processes_agree()
@@ -167,7 +164,7 @@ class Trainer:
 
     def _run(self, signals: "_StopSignals") -> Validation:
         cfg, p = self.config.training, self.progress
-        started, wall_before, steps_before = time.monotonic(), p.wall_seconds, p.step
+        started, wall_before, steps_before = self.clock(), p.wall_seconds, p.step
         last_validation = None
         bar = tqdm(initial=p.step, total=cfg.max_steps or None, desc="train", unit="step",
                    dynamic_ncols=True, mininterval=1.0,
@@ -176,7 +173,7 @@ class Trainer:
         batches, batches_epoch = [], 0
         stop_reason = None
         while stop_reason is None:
-            p.wall_seconds = wall_before + time.monotonic() - started
+            p.wall_seconds = wall_before + self.clock() - started
             stop_reason = self._budget_spent()
             if stop_reason:
                 break
@@ -194,6 +191,8 @@ class Trainer:
             # One collective per update: the token count and whether any process was signalled.
             total_tokens, stop_votes = self.dist.sum(
                 [sum(b.num_tokens for b in micro_batches), float(bool(signals.received))])
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.policy.learning_rate(p.step + 1, p.epoch)
             loss_sum = self.train_step(micro_batches, total_tokens)
             if loss_sum is None:
                 self._skip_bad_step()
@@ -202,29 +201,25 @@ class Trainer:
                 p.step += 1
                 p.train_seconds += time.perf_counter() - step_started
                 p.train_tokens += int(total_tokens)
-                p.window_loss += loss_sum
+                self.window_loss += loss_sum
                 p.window_tokens += int(total_tokens)
                 bar.update(1)
                 if p.step % cfg.log_every == 0:
                     self._log_progress(bar)
                 if p.step % cfg.validate_every == 0:
                     last_validation = self._validate_and_save()
-                    if (cfg.early_stopping_patience
-                            and p.validations_without_improvement >= cfg.early_stopping_patience):
-                        stop_reason = (f"early stopping: no dev improvement in "
-                                       f"{cfg.early_stopping_patience} validations")
             if stop_votes and stop_reason is None:
-                p.wall_seconds = wall_before + time.monotonic() - started
-                self._save(self.output_dir / "last.pt")
+                p.wall_seconds = wall_before + self.clock() - started
+                self._save()
                 raise TrainingInterrupted(signals.received or signal.SIGTERM, p.step,
                                           self.output_dir / "last.pt")
         bar.close()
         if p.step == steps_before and self.resumed:
             log.info("nothing to do: %s at step %d (raise it to train further)", stop_reason,
                      p.step)
-            return Validation(p.step, p.best_perplexity, None, 0.0)
+            return Validation(p.step, self.policy.best_perplexity, None, 0.0)
         if last_validation is None or last_validation.step != p.step:
-            last_validation = self._validate_and_save()
+            last_validation = self._evaluate_off_grid()
         log.info("stopped: %s; %d steps, %.0f s of training, %.0f target tokens/s",
                  stop_reason, p.step, p.train_seconds,
                  p.train_tokens / max(p.train_seconds, 1e-9))
@@ -238,13 +233,13 @@ class Trainer:
         cfg, p = self.config.training, self.progress
         if cfg.max_steps and p.step >= cfg.max_steps:
             return f"max_steps ({cfg.max_steps}) reached"
-        if p.epoch > cfg.max_epochs:
+        if cfg.max_epochs and p.epoch > cfg.max_epochs:
             return f"max_epochs ({cfg.max_epochs}) reached"
         if cfg.max_minutes:
             elapsed = self.dist.gather(p.wall_seconds)[0]
             if elapsed >= cfg.max_minutes * 60:
                 return f"max_minutes ({cfg.max_minutes:g}) reached"
-        return None
+        return self.policy.early_stop()  # also when an early-stopped run is started again
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The batches of an epoch: a function of the seed and the epoch only."""
@@ -299,100 +294,119 @@ class Trainer:
     def _log_progress(self, bar: tqdm) -> None:
         p = self.progress
         # window_loss is this process's share: scaling by world_size estimates the total.
-        loss = p.window_loss * self.dist.world_size / max(p.window_tokens, 1)
-        bar.set_postfix(epoch=p.epoch, loss=f"{loss:.3f}", ppl=f"{math.exp(min(loss, 50)):.1f}",
-                        tok_s=f"{p.train_tokens / max(p.train_seconds, 1e-9):.0f}")
+        loss = self.window_loss * self.dist.world_size / max(p.window_tokens, 1)
+        tokens_per_second = p.train_tokens / max(p.train_seconds, 1e-9)
+        shown = {"epoch": p.epoch, "loss": f"{loss:.3f}"}
+        if not self.config.training.label_smoothing:  # exp() of a smoothed loss is no perplexity
+            shown["ppl"] = f"{math.exp(min(loss, 50)):.1f}"
+        bar.set_postfix(**shown, tok_s=f"{tokens_per_second:.0f}")
         # Without a progress bar (e.g. output to a file) these lines show the progress.
         log.log(logging.DEBUG if self.progress_bar else logging.INFO,
-                "step %d epoch %d loss %.4f tok/s %.0f lr %.2e", p.step, p.epoch, loss,
-                p.train_tokens / max(p.train_seconds, 1e-9), self.optimizer.param_groups[0]["lr"])
+                "step %d epoch %d %s %.4f tok/s %.0f lr %.2e", p.step, p.epoch,
+                self._train_loss_name(), loss, tokens_per_second,
+                self.optimizer.param_groups[0]["lr"])
 
-    @torch.inference_mode()
-    def dev_perplexity(self) -> float:
-        """exp(cross-entropy per target token, EOS included) on the dev set, dropout off."""
-        self.model.eval()
-        total, tokens = 0.0, 0
-        for indices in token_batches(self.dev_data.src_lengths(), self.dev_data.tgt_lengths(),
-                                     4 * self.config.training.batch_tokens, 1, None):
-            batch = make_batch(self.dev_data, indices).to(self.device)
-            logits = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-            total += token_nll(logits, batch.tgt_out).item()
-            tokens += batch.num_tokens
-        return math.exp(min(total / tokens, 50))
-
-    def dev_bleu(self) -> float:
-        """Greedy-decode the dev sources and score them against the raw references."""
-        self.model.eval()
-        sources = [self.dev_data.src(i).tolist() for i in range(len(self.dev_data))]
-        decoding = self.config.decoding
-        outputs = translate_ids(self.model, sources, 1, decoding.length_penalty,
-                                decoding.max_length_ratio, decoding.batch_size, self.device)
-        return corpus_bleu([self.tgt_vocab.decode(ids) for ids in outputs], self.dev_refs)
+    def _train_loss_name(self) -> str:
+        smoothing = self.config.training.label_smoothing
+        return f"train loss (label-smoothed {smoothing:g})" if smoothing else "train loss"
 
     def _validate_and_save(self) -> Validation:
-        """Rank 0 validates; every process gets its results, so all schedules stay equal."""
+        """A validation on the `validate_every` grid: the policy decides from it."""
+        validation, train_loss = self._measure()
+        improved = self.policy.after_validation(validation.perplexity)
+        self.window_loss, self.progress.window_tokens = 0.0, 0
+        # Checkpoints first: a crash between the two leaves a record missing, never one
+        # that describes a state no checkpoint holds.
+        self._save(best=improved, periodic=bool(self.config.training.keep_checkpoints))
+        self._record(validation, train_loss, {"best": improved})
+        log.info("validation at step %d: %s%s", validation.step,
+                 self._describe(validation, train_loss), " (best)" if improved else "")
+        return validation
+
+    def _evaluate_off_grid(self) -> Validation:
+        """The evaluation at the end of a run stopped off the grid: logged, nothing decided.
+
+        The policy, the loss window and `best.pt` stay as they were, so a run stopped
+        here and resumed is the run that would have happened without the stop.
+        """
+        validation, train_loss = self._measure()
+        self._save()
+        self._record(validation, train_loss, {"best": False, "end_of_run": True})
+        log.info("evaluation at the end, step %d (off the validation grid: not used for "
+                 "learning-rate decay, early stopping or best.pt): %s", validation.step,
+                 self._describe(validation, train_loss))
+        return validation
+
+    def _measure(self) -> tuple[Validation, float]:
+        """Rank 0 measures the dev set; every process gets the results and the train loss."""
         p = self.progress
         started = time.perf_counter()
         perplexity, bleu = math.nan, math.nan
         if self.dist.is_main:
-            perplexity = self.dev_perplexity()
-            bleu = self.dev_bleu() if self.config.training.validation_bleu else math.nan
+            perplexity = dev_perplexity(self.model, self.dev_data, self.device, self.config)
+            if self.config.training.validation_bleu:
+                bleu = dev_bleu(self.model, self.dev_data, self.dev_refs, self.tgt_vocab,
+                                self.device, self.config)
         perplexity, bleu = self.dist.gather_objects((perplexity, bleu))[0]
-        bleu = None if math.isnan(bleu) else bleu
-        (window_loss,) = self.dist.sum([p.window_loss])
-        validation = Validation(p.step, perplexity, bleu, time.perf_counter() - started)
-        improved = perplexity < p.best_perplexity
-        if improved:
-            p.best_perplexity = perplexity
-            p.validations_without_improvement = 0
-        else:
-            p.validations_without_improvement += 1
-        self.scheduler.step(perplexity)
-        train_loss = window_loss / max(p.window_tokens, 1)
+        (window_loss,) = self.dist.sum([self.window_loss])
+        validation = Validation(p.step, perplexity, None if math.isnan(bleu) else bleu,
+                                time.perf_counter() - started)
+        return validation, window_loss / max(p.window_tokens, 1)
+
+    def _describe(self, validation: Validation, train_loss: float) -> str:
+        bleu = ("-" if validation.bleu is None else
+                f"{validation.bleu:.2f} ({bleu_description(self.config)})")
+        return (f"{self._train_loss_name()} {train_loss:.3f}, dev ppl "
+                f"{validation.perplexity:.2f}, dev BLEU {bleu}")
+
+    def _record(self, validation: Validation, train_loss: float, extra: dict) -> None:
+        """Rank 0 appends the validation's record to metrics.jsonl."""
+        if not self.dist.is_main:
+            return
+        p = self.progress
         record = {"step": p.step, "epoch": p.epoch, "train_loss": round(train_loss, 5),
-                  "dev_ppl": round(perplexity, 3), "dev_bleu": bleu,
-                  "lr": self.optimizer.param_groups[0]["lr"], "train_tokens": p.train_tokens,
-                  "train_seconds": round(p.train_seconds, 1),
+                  "label_smoothing": self.config.training.label_smoothing,  # in train_loss
+                  "dev_ppl": round(validation.perplexity, 3), "dev_bleu": validation.bleu,
+                  "lr": self.policy.learning_rate(p.step + 1, p.epoch),
+                  "train_tokens": p.train_tokens, "train_seconds": round(p.train_seconds, 1),
                   "train_tok_per_s": round(p.train_tokens / max(p.train_seconds, 1e-9), 1),
-                  "validation_seconds": round(validation.seconds, 1), "best": improved}
-        p.window_loss, p.window_tokens = 0.0, 0
-        # Checkpoints first: a crash between the two leaves a record missing, never one
-        # that describes a state no checkpoint holds.
-        self._save(self.output_dir / "last.pt", also=self.output_dir / "best.pt" if improved
-                   else None)
-        if self.dist.is_main:
-            with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record) + "\n")
-        log.info("validation at step %d: train loss %.3f, dev ppl %.2f, dev BLEU %s%s", p.step,
-                 train_loss, perplexity, "-" if bleu is None else f"{bleu:.2f}",
-                 " (best)" if improved else "")
-        return validation
+                  "validation_seconds": round(validation.seconds, 1), **extra}
+        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record) + "\n")
 
-    def _save(self, path: Path, also: Path | None = None) -> None:
-        """Rank 0 writes the checkpoint (to `path`, and to `also` if given); all wait for it.
+    def _save(self, best: bool = False, periodic: bool = False) -> None:
+        """Rank 0 writes the checkpoints; all processes wait for it.
 
-        Every process's random number generator state goes in, so each resumes its own.
+        `best.pt` (if `best`) and `ckpt-STEP.pt` (if `periodic`) get what translation
+        needs; `last.pt` also the training state, with every process's random number
+        generators and share of the loss window, so each resumes its own.
         """
+        last = self.output_dir / "last.pt"
         if not all(torch.isfinite(t).all() for t in self.model.parameters()):
             raise NmtError(f"non-finite weights at step {self.progress.step}; not saved "
-                           f"({path} keeps the last good state)")
-        rng = {"torch": torch.get_rng_state(),
-               "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda"
-               else None}
-        rng_per_rank = self.dist.gather_objects(rng)
+                           f"({last} keeps the last good state)")
+        mine = {"torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(self.device)
+                if self.device.type == "cuda" else None,
+                "window_loss": self.window_loss}
+        per_rank = self.dist.gather_objects(mine)
         if self.dist.is_main:
-            training_state = {
-                "progress": dataclasses.asdict(self.progress),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "grad_scaler": self.scaler.state_dict(),
-                "rng_per_rank": rng_per_rank,
-            }
-            checkpoint = Checkpoint(self.config, self.model.state_dict(), self.src_vocab,
-                                    self.tgt_vocab, training_state)
-            for target in (path, also):
-                if target is not None:
-                    save_checkpoint(target, checkpoint)
+            weights = Checkpoint(self.config, self.model.state_dict(), self.src_vocab,
+                                 self.tgt_vocab)
+            state = TrainState(self.progress, self.policy.state_dict(),
+                               self.optimizer.state_dict(), self.scaler.state_dict(), per_rank)
+            # best.pt first: a crash in between leaves a best.pt newer than last.pt (the
+            # resumed run writes it again, identically), never a last.pt whose best
+            # perplexity no best.pt on disk has.
+            if best:
+                save_checkpoint(self.output_dir / "best.pt", weights)
+            if periodic:
+                save_checkpoint(periodic_checkpoint(self.output_dir, self.progress.step), weights)
+            save_checkpoint(last, dataclasses.replace(weights, training_state=state))
+            if periodic:  # only now that the new one is on disk
+                keep = self.config.training.keep_checkpoints
+                for old in periodic_checkpoints(self.output_dir)[:-keep]:
+                    old.unlink()
         self.dist.barrier()
 
     def _resume(self, checkpoint: Checkpoint) -> None:
@@ -411,25 +425,28 @@ class Trainer:
                                f"from the one {last} was trained with (was preprocess run "
                                "again?); pass --overwrite to start over")
         state = checkpoint.training_state
-        if not state or "progress" not in state:
+        if state is None:
             raise NmtError(f"{last}: holds no training state to resume from; "
                            "pass --overwrite to start over")
         self.model.load_state_dict(checkpoint.model_state)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state.get("grad_scaler"):
-            self.scaler.load_state_dict(state["grad_scaler"])
-        self.progress = Progress(**state["progress"])
-        rng_per_rank = state["rng_per_rank"]
-        if len(rng_per_rank) == self.dist.world_size:
-            rng = rng_per_rank[self.dist.rank]
-            torch.set_rng_state(rng["torch"])
-            if rng["cuda"] is not None and self.device.type == "cuda":
-                torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.policy.load_state_dict(state.policy)
+        if state.grad_scaler:  # empty when the scaler is off (fp32, bf16)
+            self.scaler.load_state_dict(state.grad_scaler)
+        self.progress = state.progress
+        if len(state.per_rank) == self.dist.world_size:
+            mine = state.per_rank[self.dist.rank]
+            torch.set_rng_state(mine["torch_rng"])
+            if mine["cuda_rng"] is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state(mine["cuda_rng"], self.device)
+            self.window_loss = mine["window_loss"]
         else:
             log.warning("%s was written by %d processes, this run has %d: the data is "
                         "shared out differently from here on, so the run will not repeat "
-                        "exactly", last, len(rng_per_rank), self.dist.world_size)
+                        "exactly", last, len(state.per_rank), self.dist.world_size)
+            # The window's loss is summed over processes: rank 0 carries all of it.
+            self.window_loss = (sum(r["window_loss"] for r in state.per_rank)
+                                if self.dist.is_main else 0.0)
         self.resumed = True
         if self.dist.is_main:
             _keep_metrics_up_to(self.output_dir / "metrics.jsonl", self.progress.step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,42 @@ def write_config(path: Path, tmp: Path, **sections) -> Path:
         config[section].update(values)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+TIMING_KEYS = {"train_seconds", "train_tok_per_s", "validation_seconds", "wall_seconds"}
+
+
+def run_config(sample_run, tmp_path, name: str, **training):
+    """A config training on the session's prepared sample, with dropout (so RNG state matters)."""
+    settings = {"max_steps": 60, "validate_every": 10, "validation_bleu": False,
+                "output_dir": str(tmp_path / name), **training}
+    return write_config(tmp_path / f"{name}.yaml", tmp_path,
+                        data={"prepared_dir": str(sample_run / "prepared")},
+                        model={"dropout": 0.3}, training=settings)
+
+
+def metrics(run_dir):
+    """The validation records, without timings and without end-of-run evaluations."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records
+            if not r.get("end_of_run")]
+
+
+def assert_equal_state(a, b, where="state"):
+    """Nested dicts and lists of numbers and tensors, equal to the last bit."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            if key not in TIMING_KEYS:
+                assert_equal_state(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_equal_state(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 @pytest.fixture(scope="session")

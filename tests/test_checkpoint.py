@@ -22,6 +22,14 @@ def translate(checkpoint, beam: int) -> list[str]:
     return [result.hypotheses[0].text for result in translator.translate(SENTENCES)]
 
 
+def test_best_checkpoint_holds_what_translation_needs_and_no_training_state(sample_run):
+    run = sample_run / "run"
+    payload = torch.load(run / "best.pt", weights_only=True)
+    assert payload["training"] is None
+    assert load_checkpoint(run / "last.pt").training_state.optimizer["state"]
+    assert translate(load_checkpoint(run / "best.pt"), 1)[0]
+
+
 def test_round_trip_translates_identically(sample_run, tmp_path):
     original = load_checkpoint(sample_run / "run/best.pt")
     before = translate(original, 3)

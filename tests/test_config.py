@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from conftest import REPO
@@ -39,6 +41,11 @@ def test_empty_sections_take_defaults():
     ({"model": []}, "model: expected a mapping"),
     ({"data": {"src_lang": "en", "tgt_lang": "en"}}, "data.tgt_lang: must differ"),
     ({"data": {"dev": ""}}, "data.dev: a file prefix is required"),
+    ({"training": {"lr_schedule": "linear"}},
+     "training.lr_schedule: expected one of plateau, step, inverse_sqrt, cosine"),
+    ({"training": {"lr_schedule": "cosine"}},
+     "training.total_steps: lr_schedule cosine needs the number of updates to decay over"),
+    ({"training": {"decay_every_epochs": 0}}, "training.decay_every_epochs: must be at least 1"),
 ])
 def test_bad_values_name_the_key(raw, message):
     data = {"train": "t", "dev": "d", **raw.get("data", {})}
@@ -59,5 +66,9 @@ def test_invalid_yaml_names_the_line(tmp_path):
         load_config(path)
 
 
-def test_default_config_is_valid():
-    assert Config().model.dropout == 0.3
+def test_default_config_passes_its_own_check():
+    config = Config()
+    config.data.train, config.data.dev = "train", "dev"  # the two keys without a default
+    for section in dataclasses.fields(config):
+        assert getattr(config, section.name).check() == [], section.name
+    assert config_from_dict(config.to_dict()) == config

@@ -8,13 +8,14 @@ import json
 import pytest
 import torch
 
+import nmt.preprocess
 from conftest import REPO, write_config
 from nmt.config import load_config
 from nmt.data import ParallelData, make_batch, open_ids_writer, read_ids, token_batches
 from nmt.errors import NmtError
 from nmt.preprocess import load_vocabularies, preprocess
 from nmt.textio import atomic_write, read_lines
-from nmt.vocabulary import BOS, EOS, PAD, normalize
+from nmt.vocabulary import BOS, EOS, PAD, Vocabulary, normalize
 
 
 def test_read_lines_handles_gzip_crlf_and_a_missing_final_newline(tmp_path):
@@ -121,3 +122,18 @@ def test_separate_sentencepiece_models_per_side(tmp_path):
     train = ParallelData.load(prepared, "train", src_vocab, tgt_vocab)
     assert tgt_vocab.decode(train.tgt(0).tolist()) == normalize(
         (REPO / "data/train.de").read_text(encoding="utf-8").splitlines()[0])
+
+
+@pytest.mark.parametrize("chunk_lines", [7, 8])  # 3,000 and 200 pairs: a remainder, none
+def test_encoding_in_chunks_writes_every_pair_once_in_order(tmp_path, monkeypatch, chunk_lines):
+    monkeypatch.setattr(nmt.preprocess, "CHUNK_LINES", chunk_lines)
+    config = load_config(write_config(tmp_path / "c.yaml", tmp_path))
+    stats = preprocess(config)
+    assert stats["drops"] == {}  # so every pair of the sample is written
+    pieces = Vocabulary.from_file(tmp_path / "prepared/spm.joint.model")  # SentencePiece ids
+    for split in ("train", "dev"):
+        for side, lang in (("src", "en"), ("tgt", "de")):
+            lines = [normalize(line) for line in read_lines(REPO / f"data/{split}.{lang}")]
+            ids, offsets = read_ids(tmp_path / f"prepared/{split}.{side}")
+            written = [ids[offsets[i]:offsets[i + 1]].tolist() for i in range(len(offsets) - 1)]
+            assert written == pieces.encode(lines), (split, side)

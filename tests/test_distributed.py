@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, write_config
+from conftest import REPO, metrics, write_config
 from nmt.checkpoint import load_checkpoint
 from nmt.cli import main
 
@@ -28,19 +28,30 @@ def config_for(sample_run, tmp_path, name, **training):
                         model={"dropout": 0.0}, training=settings)
 
 
-def test_two_processes_equal_one_process_accumulating_two_batches(sample_run, tmp_path):
-    single = config_for(sample_run, tmp_path, "single", update_every=2)
-    assert main(["-q", "train", str(single)]) == 0
-
-    pair = config_for(sample_run, tmp_path, "pair")
+def torchrun_train(config, *options):
+    """`nmt train` in two gloo processes on this CPU."""
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "nmt", "-q", "train", str(pair)],
+         "-m", "nmt", "-q", "train", str(config), *options],
         cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
 
-    run = tmp_path / "pair"
+
+@pytest.fixture(scope="module")
+def pair_run(sample_run, tmp_path_factory):
+    """8 steps in two processes, validating every 4."""
+    tmp = tmp_path_factory.mktemp("pair")
+    torchrun_train(config_for(sample_run, tmp, "pair"))
+    return tmp / "pair"
+
+
+def test_two_processes_equal_one_process_accumulating_two_batches(sample_run, tmp_path,
+                                                                  pair_run):
+    single = config_for(sample_run, tmp_path, "single", update_every=2)
+    assert main(["-q", "train", str(single)]) == 0
+
+    run = pair_run
     assert "weights identical in all 2 processes" in (run / "train.log").read_text()
     assert sorted(p.name for p in run.iterdir()) == [
         "best.pt", "config.yaml", "last.pt", "metrics.jsonl", "train.log"]
@@ -55,6 +66,17 @@ def test_two_processes_equal_one_process_accumulating_two_batches(sample_run, tm
     weights_single = load_checkpoint(tmp_path / "single/last.pt").model_state
     for name, tensor in weights_single.items():
         torch.testing.assert_close(weights_pair[name], tensor, rtol=1e-4, atol=1e-5)
+
+
+def test_two_processes_stopped_mid_window_resume_to_the_same_losses(sample_run, tmp_path,
+                                                                     pair_run):
+    config = config_for(sample_run, tmp_path, "resumed", max_steps=6)
+    torchrun_train(config)  # stops between two validations, with 2 steps in the loss window
+    torchrun_train(config, "--max-steps", "8")
+    assert metrics(tmp_path / "resumed") == metrics(pair_run)
+    resumed = load_checkpoint(tmp_path / "resumed/last.pt").model_state
+    for name, tensor in load_checkpoint(pair_run / "last.pt").model_state.items():
+        assert torch.equal(resumed[name], tensor), name
 
 
 def free_port() -> int:

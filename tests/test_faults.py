@@ -14,36 +14,22 @@ import torch
 
 import nmt.checkpoint
 import nmt.training
-from conftest import REPO, write_config
+from conftest import REPO, assert_equal_state, metrics, run_config
 from nmt.checkpoint import load_checkpoint
 from nmt.cli import main
 from nmt.config import load_config
 from nmt.errors import NmtError
+from nmt.evaluation import dev_perplexity
 from nmt.training import Trainer
 
-TIMING_KEYS = {"train_seconds", "train_tok_per_s", "validation_seconds"}
-
-
-def run_config(sample_run, tmp_path, name: str, **training):
-    """A config training on the session's prepared sample, with dropout (so RNG state matters)."""
-    settings = {"max_steps": 60, "validate_every": 10, "validation_bleu": False,
-                "output_dir": str(tmp_path / name), **training}
-    return write_config(tmp_path / f"{name}.yaml", tmp_path,
-                        data={"prepared_dir": str(sample_run / "prepared")},
-                        model={"dropout": 0.3}, training=settings)
-
-
-def metrics(run_dir):
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
-
-
 def assert_same_run(a, b):
+    """Same validations, and last.pt the same to the last bit: weights, optimiser
+    (learning rate included), policy (plateau and early-stopping state), progress."""
     assert metrics(a) == metrics(b)
-    state_a = load_checkpoint(a / "last.pt").model_state
-    state_b = load_checkpoint(b / "last.pt").model_state
-    for name in state_a:
-        assert torch.equal(state_a[name], state_b[name]), name
+    last_a, last_b = load_checkpoint(a / "last.pt"), load_checkpoint(b / "last.pt")
+    assert_equal_state(last_a.model_state, last_b.model_state, "weights")
+    assert_equal_state(last_a.training_state.to_dict(), last_b.training_state.to_dict(),
+                       "training")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +62,7 @@ def test_killed_run_resumes_to_the_same_losses_and_weights(sample_run, tmp_path,
     process.kill()  # SIGKILL: no chance to save anything
     process.wait()
     assert process.returncode == -signal.SIGKILL
-    assert load_checkpoint(tmp_path / "killed/last.pt").training_state["progress"]["step"] < 60
+    assert load_checkpoint(tmp_path / "killed/last.pt").training_state.progress.step < 60
     assert main(["-q", "train", str(config)]) == 0
     assert_same_run(uninterrupted, tmp_path / "killed")
 
@@ -91,7 +77,7 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes_exactly(sample_run, tmp_
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "interrupted by SIGTERM" in stderr and "resume" in stderr
-    saved = load_checkpoint(tmp_path / "stopped/last.pt").training_state["progress"]["step"]
+    saved = load_checkpoint(tmp_path / "stopped/last.pt").training_state.progress.step
     assert 10 <= saved < 60
     assert main(["-q", "train", str(config)]) == 0
     assert_same_run(uninterrupted, tmp_path / "stopped")
@@ -102,6 +88,88 @@ def test_a_finished_run_continues_with_a_larger_budget(sample_run, tmp_path, uni
     assert main(["-q", "train", str(short)]) == 0
     assert main(["-q", "train", str(short), "--max-steps", "60"]) == 0
     assert_same_run(uninterrupted, tmp_path / "extended")
+
+
+def test_a_format_1_checkpoint_resumes_to_the_same_run(sample_run, tmp_path, uninterrupted):
+    config = run_config(sample_run, tmp_path, "format1", max_steps=30)
+    assert main(["-q", "train", str(config)]) == 0
+    # Rewrite last.pt as format 1 held it: early stopping in the progress record and
+    # the learning-rate decay as a ReduceLROnPlateau state.
+    path = tmp_path / "format1/last.pt"
+    payload = torch.load(path, weights_only=True)
+    training = payload["training"]
+    policy = training.pop("policy")
+    per_rank = training.pop("per_rank")
+    training["rng_per_rank"] = [{"torch": r["torch_rng"], "cuda": r["cuda_rng"]}
+                                for r in per_rank]
+    training["progress"].update(
+        best_perplexity=policy["best_perplexity"],
+        validations_without_improvement=policy["validations_without_improvement"],
+        window_loss=per_rank[0]["window_loss"])
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=2)
+    training["scheduler"] = {**scheduler.state_dict(), "best": policy["plateau_best"],
+                             "num_bad_epochs": policy["plateau_bad"]}
+    torch.save({**payload, "format_version": 1}, path)
+    assert main(["-q", "train", str(config), "--max-steps", "60"]) == 0
+    assert_same_run(uninterrupted, tmp_path / "format1")
+
+
+def test_a_run_stopped_off_the_validation_grid_resumes_to_the_same_run(sample_run, tmp_path,
+                                                                      uninterrupted):
+    config = run_config(sample_run, tmp_path, "offgrid", max_steps=25)
+    assert main(["-q", "train", str(config)]) == 0
+    assert main(["-q", "train", str(config), "--max-steps", "60"]) == 0
+    assert_same_run(uninterrupted, tmp_path / "offgrid")
+    records = [json.loads(line)
+               for line in (tmp_path / "offgrid/metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("end_of_run")] == [25]  # logged, nothing more
+
+
+# Each schedule with its stop: the sample's epochs are 72 updates, so the step
+# schedule's run crosses into its decayed epoch 2 before the stop.
+SCHEDULES = {
+    "plateau": ({"warmup_steps": 15, "lr_patience": 0}, 25, 40),
+    "step": ({"lr_schedule": "step", "decay_start_epoch": 2, "lr_decay_factor": 0.5}, 75, 80),
+    "inverse_sqrt": ({"lr_schedule": "inverse_sqrt", "warmup_steps": 15}, 25, 40),
+    "cosine": ({"lr_schedule": "cosine", "warmup_steps": 5, "total_steps": 40}, 25, 40),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_every_lr_schedule_resumes_exactly(sample_run, tmp_path, name):
+    settings, stop, end = SCHEDULES[name]
+    whole = run_config(sample_run, tmp_path, "whole", max_steps=end, **settings)
+    assert main(["-q", "train", str(whole)]) == 0
+    config = run_config(sample_run, tmp_path, "resumed", max_steps=stop, **settings)
+    assert main(["-q", "train", str(config)]) == 0
+    assert main(["-q", "train", str(config), "--max-steps", str(end)]) == 0
+    assert_same_run(tmp_path / "whole", tmp_path / "resumed")
+    lrs = [r["lr"] for r in metrics(tmp_path / "whole")]
+    assert len(set(lrs)) > 1  # the schedule changed the rate during the test
+
+
+class FakeClock:
+    """Two seconds pass each time training looks at the clock."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 2.0
+        return self.now
+
+
+def test_a_run_stopped_by_max_minutes_resumes_to_the_same_run(sample_run, tmp_path,
+                                                              uninterrupted, caplog):
+    config = load_config(run_config(sample_run, tmp_path, "minutes", max_minutes=0.5))
+    Trainer(config, clock=FakeClock()).run()
+    assert any("stopped: max_minutes (0.5) reached" in r.message for r in caplog.records)
+    stopped_at = load_checkpoint(tmp_path / "minutes/last.pt").training_state.progress.step
+    assert 10 < stopped_at < 60 and stopped_at % 10  # off the validation grid
+    config.training.max_minutes = 0
+    Trainer(config).run()
+    assert_same_run(uninterrupted, tmp_path / "minutes")
 
 
 def test_a_different_config_is_refused_not_overwritten(sample_run, tmp_path, capsys):
@@ -136,7 +204,7 @@ def test_non_finite_losses_skip_the_update_then_stop_the_run(sample_run, tmp_pat
     Trainer(config).run()
     assert sum("update skipped" in r.message for r in caplog.records) == 2
     state = load_checkpoint(tmp_path / "nan/last.pt")
-    assert state.training_state["progress"]["step"] == 10
+    assert state.training_state.progress.step == 10
     assert all(torch.isfinite(t).all() for t in state.model_state.values())
 
     bad_calls = set(range(1, 1000))
@@ -153,8 +221,31 @@ def test_non_finite_weights_never_reach_a_checkpoint(sample_run, tmp_path):
     with torch.no_grad():
         next(trainer.model.parameters())[0] = float("inf")
     with pytest.raises(NmtError, match="non-finite weights"):
-        trainer._save(tmp_path / "weights/last.pt")
+        trainer._save()
     assert (tmp_path / "weights/last.pt").read_bytes() == before
+
+
+def test_a_crash_between_the_two_checkpoints_leaves_a_consistent_pair(sample_run, tmp_path,
+                                                                      monkeypatch):
+    config = load_config(run_config(sample_run, tmp_path, "pair", max_steps=20))
+    trainer = Trainer(config)
+    real_save, saves_at_20 = nmt.training.save_checkpoint, []
+
+    def crash_on_the_second_write_at_step_20(path, checkpoint):
+        if trainer.progress.step == 20:
+            saves_at_20.append(path.name)
+            if len(saves_at_20) == 2:
+                raise NmtError("simulated crash")
+        real_save(path, checkpoint)
+
+    monkeypatch.setattr(nmt.training, "save_checkpoint", crash_on_the_second_write_at_step_20)
+    with pytest.raises(NmtError, match="simulated crash"):
+        trainer.run()
+    assert len(saves_at_20) == 2  # step 20 improved: best.pt and last.pt were due
+    # Whatever last.pt says the best perplexity is, best.pt on disk is at least that good.
+    claimed = load_checkpoint(tmp_path / "pair/last.pt").training_state.policy["best_perplexity"]
+    best = load_checkpoint(tmp_path / "pair/best.pt").build_model()
+    assert dev_perplexity(best, trainer.dev_data, trainer.device, config) <= claimed
 
 
 def test_a_full_disk_is_a_clear_error_and_the_last_checkpoint_survives(sample_run, tmp_path,
