@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from nmt.translation import Translator  # noqa: E402
@@ -153,6 +155,7 @@ def main(argv=None) -> int:
         headers = f"X-API-Key: {Path(args.api_key_file).read_text(encoding='utf-8').strip()}\r\n"
 
     translator = Translator.load(args.checkpoint.split(","), device="cpu")
+    translator.translate(lines[:8], beam=args.beam)  # warm-up: the first call is slow
     start = time.perf_counter()
     offline = translator.translate(lines, beam=args.beam)
     offline_seconds = time.perf_counter() - start
@@ -161,7 +164,8 @@ def main(argv=None) -> int:
     report = asyncio.run(run_clients(args, host, port, lines, expected, headers))
     report["offline"] = {"sentences": len(lines), "seconds": round(offline_seconds, 3),
                          "sentences_per_s": round(len(lines) / offline_seconds, 1),
-                         "batch_size": translator.decoding.batch_size, "beam": args.beam}
+                         "batch_size": translator.decoding.batch_size, "beam": args.beam,
+                         "torch_threads": torch.get_num_threads()}
     report["ratio_to_offline"] = round(report["sentences_per_s"]
                                        / report["offline"]["sentences_per_s"], 3)
     print(json.dumps(report, indent=1))
