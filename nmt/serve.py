@@ -236,9 +236,6 @@ def create_app(models: dict[str, Translator], limits: Optional[ServeLimits] = No
         if decoding.beam_size > limits.max_beam:
             raise HTTPException(422, f"beam: {decoding.beam_size} is over this server's limit "
                                 f"of {limits.max_beam}")
-        if body.attention and not described[name]["attention"]:
-            raise HTTPException(422, f"attention: model {name!r} has no attention "
-                                "(model.attention: none)")
         key = (name, decoding.beam_size, decoding.n_best, decoding.length_penalty, body.attention)
         try:
             future = batcher.submit(key, body.text)
@@ -252,7 +249,7 @@ def create_app(models: dict[str, Translator], limits: Optional[ServeLimits] = No
         # check it against the schema), re-validating every float would only cost time.
         return JSONResponse({"model": name, "translations": translations})
 
-    @app.get("/v1/models", response_model=ModelsResponse, responses=_ERRORS)
+    @app.get("/v1/models", response_model=ModelsResponse, responses={401: _ERRORS[401]})
     async def list_models() -> Response:
         """The loaded models: languages, checkpoints (ensemble members), defaults."""
         return JSONResponse({"models": list(described.values())})
