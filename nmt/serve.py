@@ -3,7 +3,7 @@
     POST /v1/translate  {"model"?, "text": [lines], "beam"?, "n_best"?, "attention"?, "alpha"?}
     GET  /v1/models     what is loaded: languages, checkpoints, parameters, defaults
     GET  /health        200 {"status": "ready", ...}, or 503
-    GET  /              the page; /openapi.json and /docs describe the API
+    GET  /              the page; /openapi.json describes the API
 
 Every line of every request goes through one `Batcher`, whose worker thread calls
 `Translator.translate`: the server has no decoding of its own, and a line's
@@ -219,7 +219,9 @@ def create_app(models: dict[str, Translator], limits: Optional[ServeLimits] = No
             await asyncio.to_thread(batcher.close)  # everything accepted gets its answer
             log.info("batcher drained and stopped")
 
-    app = FastAPI(title="nmt", version=__version__, lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's pages load their scripts from a CDN.
+    app = FastAPI(title="nmt", version=__version__, lifespan=lifespan, docs_url=None,
+                  redoc_url=None,
                   description="Neural machine translation: translate lines with the loaded "
                   "models. Lines from concurrent requests are translated together in batches.")
     app.add_middleware(_Guard, max_body_bytes=limits.max_body_bytes, api_key=api_key)
@@ -384,7 +386,7 @@ def run_server(model_paths: dict[str, Sequence[str]], host: str = "127.0.0.1", p
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda signum, frame: log.info("stopped by %s",
                                                              signal.Signals(signum).name))
-    log.info("serving on %s (page %s/, API %s/v1, docs %s/docs)", url, url, url, url)
+    log.info("serving on %s (page %s/, API %s/v1, schema %s/openapi.json)", url, url, url, url)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
 

@@ -21,7 +21,7 @@ def run_module(*args, stdin: str | None = None):
 def test_help_documents_every_command():
     result = run_module("--help")
     assert result.returncode == 0
-    for command in ("preprocess", "train", "translate", "score", "download"):
+    for command in ("preprocess", "train", "translate", "score", "serve", "download"):
         assert command in result.stdout
         sub = run_module(command, "--help")
         assert sub.returncode == 0 and "usage: nmt " + command in sub.stdout
