@@ -31,7 +31,7 @@ from typing import Any, Hashable, Optional, Sequence, Union
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -226,7 +226,6 @@ def create_app(models: dict[str, Translator], limits: Optional[ServeLimits] = No
                   "models. Lines from concurrent requests are translated together in batches.")
     app.add_middleware(_Guard, max_body_bytes=limits.max_body_bytes, api_key=api_key)
     _add_error_handlers(app)
-    app.state.batcher = batcher
 
     @app.post("/v1/translate", response_model=TranslateResponse, responses=_ERRORS)
     async def translate(body: TranslateRequest) -> Response:

@@ -40,7 +40,6 @@ def translator(checkpoint):
 def client_for(models, api_key=None, raise_server_exceptions=True, **limits):
     app = create_app(models, ServeLimits(**limits), api_key)
     with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
-        client.app_state = app.state
         yield client
 
 
@@ -49,6 +48,26 @@ def client(translator):
     with client_for({"sample": translator}, max_lines=4, max_line_chars=200, max_beam=4,
                     max_body_bytes=2_000) as client:
         yield client
+
+
+def wait_until(condition, seconds: float = 120) -> None:
+    """Poll `condition` until it holds; fail (rather than hang) after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def post(url: str, body: dict, timeout: float = 120) -> tuple[int, dict]:
+    request = urllib.request.Request(url, json.dumps(body).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, json.loads(response.read())
 
 
 def test_schema_documents_the_api_and_matches_what_translate_returns(client, translator):
@@ -223,8 +242,7 @@ def test_a_full_queue_answers_503_with_retry_after(translator, monkeypatch):
         first = pool.submit(client.post, "/v1/translate", json={"text": ["A dog."]})
         assert entered.wait(60)  # the worker is busy with the first request...
         second = pool.submit(client.post, "/v1/translate", json={"text": ["A cat.", "A man."]})
-        while client.get("/health").json()["queued_lines"] < 2:  # ...and the queue fills up
-            time.sleep(0.01)
+        wait_until(lambda: client.get("/health").json()["queued_lines"] == 2)  # queue full
         refused = client.post("/v1/translate", json={"text": ["A woman."]})
         assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
         assert "queue is full (2 of 2 lines waiting" in refused.json()["error"]
@@ -259,23 +277,12 @@ def test_serve_command_errors_are_one_line(checkpoint, tmp_path, capsys, monkeyp
     assert "pip install 'nmt[serve]'" in capsys.readouterr().err
 
 
-def post(url: str, body: dict, timeout: float = 120) -> tuple[int, dict]:
-    request = urllib.request.Request(url, json.dumps(body).encode(),
-                                     {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.status, json.loads(response.read())
-
-
 def test_sigterm_answers_the_request_in_flight_then_exits_0(checkpoint, translator):
     # A lone line waits max-wait-ms for company: long enough to be surely in flight.
     with serving("--model", f"m={checkpoint}", "--device", "cpu", "--max-wait-ms",
                  "3000") as (url, process), ThreadPoolExecutor(1) as pool:
         answer = pool.submit(post, f"{url}/v1/translate", {"text": [LINES[0]], "beam": 2})
-        while True:  # wait until the server holds the line
-            with urllib.request.urlopen(f"{url}/health", timeout=60) as response:
-                if json.loads(response.read())["queued_lines"] == 1:
-                    break
-            time.sleep(0.02)
+        wait_until(lambda: get(f"{url}/health")["queued_lines"] == 1)  # the server holds it
         process.send_signal(signal.SIGTERM)
         status, body = answer.result(timeout=120)
         assert process.wait(timeout=120) == 0, "".join(process.log)
