@@ -1,5 +1,5 @@
 """The `nmt` command: preprocess, train, translate, average, score, info, ablate,
-download, plot.
+serve, download, plot.
 
 This is the only place that parses arguments and turns errors into messages:
 an `NmtError` (or an OS error such as a full disk) prints one line and exits
@@ -14,10 +14,12 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 from typing import Optional, Sequence
 
 from nmt import __version__
+from nmt.config import ServeLimits
 from nmt.download import add_download_arguments, run_download
 from nmt.errors import NmtError
 
@@ -189,6 +191,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the selected variants from scratch, deleting their checkpoints")
     p.set_defaults(run=_run_ablate)
 
+    p = commands.add_parser("serve", help="serve translations: a REST API and a web page",
+                            description="Serve the models over HTTP (needs `pip install "
+                            "nmt[serve]`): POST /v1/translate, GET /v1/models, GET /health, "
+                            "the API's schema at /openapi.json and a page at /. Lines from "
+                            "concurrent requests are translated together in batches. SIGTERM "
+                            "or Ctrl-C stop accepting, answer what was accepted, and exit 0.")
+    p.add_argument("--model", "-m", required=True, action="append", metavar="NAME=CHECKPOINT",
+                   help="a model to serve under NAME; CHECKPOINT may list several files "
+                   "separated by commas (an ensemble); give --model once per model")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 picks "
+                   "a free one, printed at start)")
+    p.add_argument("--api-key-file", metavar="FILE", help="require the key held in FILE on "
+                   "/v1/ requests ('Authorization: Bearer KEY' or 'X-API-Key: KEY'), else 401")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
+                   help="as for translate (default: auto)")
+    limits = ServeLimits()
+    p.add_argument("--max-lines", type=int, default=limits.max_lines,
+                   help="lines per request (default: %(default)s)")
+    p.add_argument("--max-line-chars", type=int, default=limits.max_line_chars,
+                   help="characters per line (default: %(default)s); a line of more "
+                   "SentencePiece pieces than translate accepts is refused too")
+    p.add_argument("--max-body-bytes", type=int, default=limits.max_body_bytes,
+                   help="request body size, checked before it is read (default: %(default)s)")
+    p.add_argument("--max-beam", type=int, default=limits.max_beam,
+                   help="largest beam a request may ask for (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=limits.batch_size,
+                   help="lines translated together, across requests (default: %(default)s)")
+    p.add_argument("--max-wait-ms", type=float, default=limits.max_wait_ms,
+                   help="how long a batch's first line waits for more (default: %(default)s)")
+    p.add_argument("--queue-size", type=int, default=limits.queue_size,
+                   help="lines waiting at most; a request that does not fit gets 503 with "
+                   "Retry-After (default: %(default)s)")
+    p.set_defaults(run=_run_serve)
+
     p = commands.add_parser("download", help="fetch a public corpus (Multi30k)",
                             description="Download Multi30k and verify its line counts.")
     add_download_arguments(p)
@@ -337,6 +376,37 @@ def _run_ablate(args: argparse.Namespace) -> int:
         return 1
     log.info("%d variants done; results in %s", len(records), ablation.output_dir)
     return 0
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        from nmt.serve import run_server
+    except ModuleNotFoundError as error:
+        if error.name not in ("fastapi", "uvicorn", "starlette", "pydantic"):
+            raise
+        raise NmtError(f"the server needs FastAPI and uvicorn ({error.name} is missing): "
+                       "pip install 'nmt[serve]'") from None
+
+    limits = ServeLimits(**{f.name: getattr(args, f.name)
+                            for f in dataclasses.fields(ServeLimits)})
+    for key, problem in limits.check():
+        raise NmtError(f"--{key.replace('_', '-')}: {problem}, got {getattr(limits, key)!r}")
+    return run_server(_model_paths(args.model), args.host, args.port, limits,
+                      args.api_key_file, args.device, args.precision)
+
+
+def _model_paths(specs: Sequence[str]) -> dict[str, list[str]]:
+    """--model values (NAME=CHECKPOINT[,CHECKPOINT...]) as name -> checkpoint paths."""
+    models: dict[str, list[str]] = {}
+    for spec in specs:
+        name, _, paths = spec.partition("=")
+        checkpoints = [path for path in paths.split(",") if path]
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or not checkpoints:
+            raise NmtError(f"--model {spec}: expected NAME=CHECKPOINT[,CHECKPOINT...], NAME "
+                           "of letters, digits, '.', '_' or '-'")
+        if name in models:
+            raise NmtError(f"--model {spec}: the name {name} is given twice")
+        models[name] = checkpoints
+    return models
 
 
 def _run_score(args: argparse.Namespace) -> int:

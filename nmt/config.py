@@ -220,6 +220,32 @@ class DecodingConfig:
 
 
 @dataclass
+class ServeLimits:
+    """`nmt serve`'s limits on requests and its batching (flags, not part of an experiment)."""
+
+    max_lines: int = 64  # lines per request
+    max_line_chars: int = 2_000  # characters per line
+    max_body_bytes: int = 1_000_000  # request body, checked before it is parsed
+    max_beam: int = 16  # the largest beam a request may ask for
+    batch_size: int = 64  # lines translated in one call, across requests
+    max_wait_ms: float = 5.0  # how long a batch's first line waits for others
+    queue_size: int = 1_024  # lines waiting; a request that does not fit is refused (503)
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        for key in ("max_lines", "max_line_chars", "max_body_bytes", "max_beam", "batch_size",
+                    "queue_size"):
+            if getattr(self, key) < 1:
+                problems.append((key, "must be at least 1"))
+        if self.max_wait_ms < 0:
+            problems.append(("max_wait_ms", "must be >= 0"))
+        if self.queue_size < self.max_lines:
+            problems.append(("queue_size", f"must be at least max_lines = {self.max_lines}, "
+                             "or a request of max_lines lines could never be accepted"))
+        return problems
+
+
+@dataclass
 class Config:
     """A whole experiment: one YAML file with these five sections."""
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import re
+import subprocess
+import sys
+import threading
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -129,3 +136,47 @@ def sample_run(tmp_path_factory) -> Path:
     assert main(["-q", "preprocess", str(config)]) == 0
     assert main(["-q", "train", str(config)]) == 0
     return tmp
+
+
+@contextlib.contextmanager
+def serving(*args: str, startup_timeout: float = 180) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`nmt serve ARGS --port 0` in a subprocess on 127.0.0.1: yields its URL and process.
+
+    Its stderr is collected in `process.log` (a list of lines); the process is
+    stopped with SIGTERM at the end if it still runs.
+    """
+    process = subprocess.Popen([sys.executable, "-m", "nmt", "serve", "--port", "0", *args],
+                               cwd=REPO, stderr=subprocess.PIPE, text=True)
+    process.log = []
+    started: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in process.stderr:
+            process.log.append(line)
+            if match := re.search(r"serving on (http://\S+)", line):
+                started.put(match.group(1))
+        started.put(None)  # the process ended
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        try:
+            url = started.get(timeout=startup_timeout)
+        except queue.Empty:
+            url = None
+        assert url, "nmt serve did not start:\n" + "".join(process.log)
+        yield url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture(scope="session")
+def live_server(sample_run) -> Iterator[str]:
+    """A real server on 127.0.0.1 with the sample model as "sample", for the whole session."""
+    with serving("--model", f"sample={sample_run / 'run/best.pt'}", "--device", "cpu") as (url, _):
+        yield url

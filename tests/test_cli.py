@@ -22,7 +22,7 @@ def test_help_documents_every_command():
     result = run_module("--help")
     assert result.returncode == 0
     for command in ("preprocess", "train", "translate", "average", "score", "info",
-                    "ablate", "download", "plot"):
+                    "ablate", "serve", "download", "plot"):
         assert command in result.stdout
         sub = run_module(command, "--help")
         assert sub.returncode == 0 and "usage: nmt " + command in sub.stdout
