@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--precision", choices=["fp32", "bf16", "int8"], default="fp32",
                    help="fp32 (default); bf16: autocast, fastest on CPUs with AVX-512 BF16 or "
-                   "AMX and on recent GPUs; int8: dynamic quantisation of the LSTM and linear "
-                   "layers, CPU only. See README.md for their speed and BLEU.")
+                   "AMX and on recent GPUs; int8: int8 weights and activations (each row scaled on "
+                   "its own, so a line's output does not depend on its batch) in the recurrent "
+                   "and linear layers, CPU only. See README.md for their speed and BLEU.")
     p.add_argument("--replace-invalid", action="store_true",
                    help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
     p.set_defaults(run=_run_translate)
