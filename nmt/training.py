@@ -121,7 +121,7 @@ class Trainer:
         torch.manual_seed(train_cfg.seed + self.dist.rank)  # but different dropout masks
         self.train_model = (torch.nn.parallel.DistributedDataParallel(self.model)
                             if self.dist.enabled else self.model)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), train_cfg.learning_rate, fused=True)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=train_cfg.lr_decay_factor,
             patience=train_cfg.lr_patience, min_lr=train_cfg.min_learning_rate)
