@@ -127,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
                    help="auto (default): bf16 where the hardware runs it natively (CPUs with "
                    "AVX-512 BF16 or AMX, GPUs of compute capability 8.0+), else fp32; bf16: "
-                   "autocast, refused where the hardware lacks it; int8: dynamic quantisation "
-                   "of the LSTM and linear layers, CPU only. `nmt info` shows what this "
+                   "autocast, refused where the hardware lacks it; int8: int8 weights and "
+                   "activations (each row scaled on its own, so a line's output does not depend "
+                   "on its batch) in the recurrent and linear layers, CPU only. `nmt info` shows what this "
                    "machine has; README.md gives their speed and BLEU.")
     p.add_argument("--replace-invalid", action="store_true",
                    help="replace invalid UTF-8 bytes with U+FFFD instead of failing")

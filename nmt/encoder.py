@@ -36,6 +36,7 @@ class Encoder(nn.Module):
             config.embedding_size, config.encoder_hidden_size,
             num_layers=config.encoder_layers, bidirectional=config.bidirectional,
             batch_first=True, dropout=config.dropout if config.encoder_layers > 1 else 0.0)
+        self.bidirectional = config.bidirectional
         self.output_size = (2 if config.bidirectional else 1) * config.encoder_hidden_size
 
     def forward(self, src: torch.Tensor, lengths: torch.Tensor
@@ -55,6 +56,6 @@ class Encoder(nn.Module):
         annotations, _ = pad_packed_sequence(packed_out, batch_first=True,
                                              total_length=src.size(1))
         hidden = final[0] if isinstance(final, tuple) else final  # (layers*dirs) x batch x H
-        directions = 2 if self.rnn.bidirectional else 1
+        directions = 2 if self.bidirectional else 1
         summary = torch.cat(list(hidden[-directions:]), dim=1)  # top layer: fwd last, bwd first
         return annotations, summary

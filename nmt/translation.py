@@ -14,13 +14,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import torch
-from torch import nn
 
 from nmt.alignment import pharaoh_alignment
 from nmt.checkpoint import Checkpoint, load_checkpoint
@@ -28,6 +26,7 @@ from nmt.config import DecodingConfig
 from nmt.decode_step import EnsembleStep, ModelStep
 from nmt.device import resolve_device, resolve_precision
 from nmt.errors import NmtError
+from nmt.quantize import quantize_int8
 from nmt.search import Hypothesis, search_batches
 from nmt.vocabulary import normalize
 
@@ -71,20 +70,6 @@ class Translation:
         """Plain data, as `nmt translate --output-format jsonl` writes it."""
         return {"source": self.source, "source_pieces": self.source_pieces,
                 "hypotheses": [h.to_dict() for h in self.hypotheses]}
-
-
-def quantize_int8(model: nn.Module) -> nn.Module:
-    """Dynamic int8 quantisation of the LSTM/GRU and linear layers, for CPU translation.
-
-    Weights are stored as int8; activations are quantised on the fly per batch.
-    Embeddings and plain-RNN layers stay in float32.
-    """
-    layers = {nn.LSTM, nn.GRU, nn.LSTMCell, nn.GRUCell, nn.RNNCell, nn.Linear}
-    with warnings.catch_warnings():
-        # PyTorch deprecates torch.ao.quantization in favour of the separate torchao
-        # package; it still works, and the warnings would only alarm users.
-        warnings.filterwarnings("ignore", message=r"torch\.(ao\.quantization|quantize_per)")
-        return torch.ao.quantization.quantize_dynamic(model, layers, dtype=torch.qint8)
 
 
 class Translator:

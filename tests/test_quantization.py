@@ -1,16 +1,22 @@
-"""int8 and bf16 translation agree with float32; GPU paths run where a GPU exists."""
+"""int8 and bf16 translation agree with float32, int8 does not depend on a line's batch;
+GPU paths run where a GPU exists."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 
-from conftest import REPO
+from conftest import REPO, random_batch, tiny_model
 from nmt.checkpoint import load_checkpoint
+from nmt.config import DecodingConfig
+from nmt.decode_step import ModelStep
 from nmt.device import detect_capabilities, resolve_device
 from nmt.errors import NmtError
+from nmt.quantize import Int8Cell, Int8Linear, Int8Recurrent, quantize_int8
+from nmt.search import search_batches
 from nmt.textio import read_lines
-from nmt.config import DecodingConfig
 from nmt.translation import Translator
 
 
@@ -37,9 +43,77 @@ def test_fast_translations_agree_with_float32_on_most_sentences(sample_run, beam
 def test_int8_quantizes_the_recurrent_and_linear_layers(sample_run):
     checkpoint = load_checkpoint(sample_run / "run/best.pt")
     [model] = Translator([checkpoint], resolve_device("cpu"), "int8").models
-    kinds = {type(m).__module__ for m in model.modules()}
-    assert "torch.ao.nn.quantized.dynamic.modules.rnn" in kinds
-    assert "torch.ao.nn.quantized.dynamic.modules.linear" in kinds
+    kinds = {type(m) for m in model.modules()}
+    assert {Int8Linear, Int8Cell, Int8Recurrent} <= kinds
+    assert not kinds & {nn.LSTM, nn.LSTMCell}
+    # Only attention's energy, a single output, stays a float linear layer.
+    assert [m.out_features for m in model.modules() if type(m) is nn.Linear] == [1]
+
+
+@pytest.mark.parametrize("cell,attention", [("lstm", "additive"), ("gru", "none"),
+                                            ("rnn", "additive")])
+@pytest.mark.parametrize("beam", [1, 3])
+def test_int8_translation_does_not_depend_on_batch_composition(cell, attention, beam):
+    model = quantize_int8(tiny_model(seed=11, cell=cell, attention=attention))
+    sources = [random_batch(i, [n])[0][0].tolist() for i, n in enumerate([4, 9, 2, 6, 6, 3, 8])]
+    step = ModelStep(model)
+    together = search_batches(step, sources, beam, 1.0, 2.0, batch_size=7, n_best=beam)
+    alone = search_batches(step, sources, beam, 1.0, 2.0, batch_size=1, n_best=beam)
+    for mine, theirs in zip(together, alone):
+        assert [h.tokens for h in mine] == [h.tokens for h in theirs]
+        assert [h.score for h in mine] == pytest.approx([h.score for h in theirs], abs=1e-5)
+
+
+def test_int8_translates_a_line_alike_alone_and_among_others(sample_run):
+    checkpoint = load_checkpoint(sample_run / "run/best.pt")
+    translator = Translator([checkpoint], resolve_device("cpu"), "int8")
+    lines = list(read_lines(REPO / "data/dev.en"))[:40]
+    together = translator.translate(lines, beam=3, batch_size=40)
+    alone = [translator.translate([line], beam=3)[0] for line in lines[:10]]
+    for mine, theirs in zip(together, alone):
+        assert mine.hypotheses[0].text == theirs.hypotheses[0].text
+        assert mine.hypotheses[0].score == pytest.approx(theirs.hypotheses[0].score, abs=1e-5)
+
+
+@pytest.mark.parametrize("layer", [nn.LSTM, nn.GRU, nn.RNN])
+def test_int8_recurrent_layers_compute_what_the_float_ones_do(layer):
+    torch.manual_seed(0)
+    rnn = layer(16, 12, num_layers=2, bidirectional=True, batch_first=True).eval()
+    packed = pack_padded_sequence(torch.randn(4, 7, 16), torch.tensor([3, 7, 1, 5]),
+                                  batch_first=True, enforce_sorted=False)
+    with torch.inference_mode():
+        (expected, expected_final), (got, got_final) = rnn(packed), Int8Recurrent(rnn)(packed)
+    assert torch.equal(got.batch_sizes, expected.batch_sizes)
+    assert got.data == pytest.approx(expected.data, abs=0.03)
+    expected_final = expected_final if layer is nn.LSTM else (expected_final,)
+    got_final = got_final if layer is nn.LSTM else (got_final,)
+    for mine, theirs in zip(got_final, expected_final):  # h (and c): all layers and directions
+        assert mine.shape == theirs.shape
+        assert mine == pytest.approx(theirs, abs=0.03)
+
+
+@pytest.mark.parametrize("cell", [nn.LSTMCell, nn.GRUCell, nn.RNNCell])
+def test_int8_cells_compute_what_the_float_ones_do(cell):
+    torch.manual_seed(0)
+    module = cell(16, 12)
+    x, h, c = torch.randn(5, 16), torch.rand(5, 12) - 0.5, torch.randn(5, 12)
+    state = (h, c) if cell is nn.LSTMCell else h
+    with torch.inference_mode():
+        expected, got = module(x, state), Int8Cell(module)(x, state)
+    for mine, theirs in zip(*(t if cell is nn.LSTMCell else (t,) for t in (got, expected))):
+        assert mine == pytest.approx(theirs, abs=0.03)
+
+
+def test_an_int8_product_row_is_exactly_the_same_alone_and_among_others():
+    torch.manual_seed(0)
+    weight, bias = torch.randn(30, 20), torch.randn(30)
+    linear = Int8Linear(weight, bias)
+    rows = torch.randn(9, 20) * torch.logspace(-2, 2, 9).unsqueeze(1)  # very different scales
+    together = linear(rows)
+    assert all(torch.equal(together[i], linear(rows[i:i + 1])[0]) for i in range(9))
+    expected = rows @ weight.t() + bias
+    error = (together - expected).abs().amax(1) / expected.abs().amax(1)
+    assert (error < 0.03).all(), error
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -12,12 +12,22 @@ same run and the model's share of it.
         --checkpoint runs/multi30k_de-en/best.pt --json benchmark.json
 
 Prints a table and writes JSON. Figures are medians where repeated.
+
+With `--peer-opennmt VENV` (a virtual environment with OpenNMT-py 3.5.1) it
+runs the side-by-side comparison instead: both toolkits train the same
+architecture for --peer-steps steps from a cold start, one after the other,
+then translate test_2016_flickr greedy and with beam 5 as whole processes; it
+prints both toolkits' figures and their ratios (see tools/peer_opennmt.py).
+
+    python tools/benchmark.py --data data/multi30k --peer-opennmt ../peers/onmt-venv \\
+        --checkpoint runs/multi30k_de-en/best.pt --peer-steps 200
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import platform
@@ -30,9 +40,11 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
 
 from nmt.config import Config, ModelConfig, load_config  # noqa: E402
 from nmt.data import make_batch  # noqa: E402
@@ -40,6 +52,7 @@ from nmt.preprocess import preprocess  # noqa: E402
 from nmt.scoring import corpus_scores  # noqa: E402
 from nmt.textio import read_lines  # noqa: E402
 from nmt.training import Trainer  # noqa: E402
+import peer_opennmt  # noqa: E402
 
 
 def matmul_peak(dtype: torch.dtype, m: int, k: int, n: int, repeats: int = 5) -> float:
@@ -121,13 +134,53 @@ def benchmark_translation(checkpoint: Path, source: Path, reference: Path, beam:
         subprocess.run(command, check=True, cwd=REPO, env=env)
         seconds = time.perf_counter() - started
         hypotheses = list(read_lines(output))
-    references = list(read_lines(reference))
+    return {"beam": beam, "precision": precision,
+            **translation_figures(hypotheses, list(read_lines(reference)), seconds)}
+
+
+def translation_figures(hypotheses: list[str], references: list[str], seconds: float) -> dict:
     bleu, chrf = corpus_scores(hypotheses, [references], ("bleu", "chrf"))
-    pieces = sum(len(h.split()) for h in hypotheses)
-    return {"beam": beam, "precision": precision, "sentences": len(hypotheses),
-            "process_seconds": seconds, "sentences_per_s": len(hypotheses) / seconds,
-            "words_per_s": pieces / seconds, "bleu": bleu.score, "bleu_signature": bleu.signature,
-            "chrf": chrf.score}
+    words = sum(len(h.split()) for h in hypotheses)
+    return {"sentences": len(hypotheses), "process_seconds": seconds,
+            "sentences_per_s": len(hypotheses) / seconds, "words_per_s": words / seconds,
+            "words_per_sentence": words / len(hypotheses), "bleu": bleu.score,
+            "bleu_signature": bleu.signature, "chrf": chrf.score}
+
+
+def log_time(line: str) -> float:
+    """Seconds since the epoch of a train.log line ('2026-11-22 12:00:00,123 INFO ...')."""
+    return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def cold_start_training(config: Config, steps: int, threads: int, work: Path) -> dict:
+    """`nmt train` for `steps` steps in a fresh process, timed as the peer is.
+
+    Target tokens are nmt's own count (non-padding target pieces + EOS, summed
+    over the steps' batches); loop seconds are its own timer (batch building,
+    forward, backward and update, summed over the steps); the last update ended
+    at the final validation's log line minus the validation's duration.
+    """
+    run = work / "cold_start"
+    settings = config.to_dict()
+    settings["training"].update(output_dir=str(run), max_steps=steps, validate_every=steps,
+                                log_every=steps, validation_bleu=False, num_threads=threads,
+                                max_minutes=0)
+    path = work / "cold_start.yaml"
+    path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    launched, started = time.time(), time.perf_counter()
+    subprocess.run([sys.executable, "-m", "nmt", "-q", "train", str(path), "--overwrite"],
+                   check=True, cwd=REPO, env=env)
+    process_seconds = time.perf_counter() - started
+    record = json.loads((run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    [line] = [line for line in (run / "train.log").read_text(encoding="utf-8").splitlines()
+              if f"validation at step {steps}:" in line]
+    return {"steps": steps, "target_tokens": record["train_tokens"],
+            "loop_seconds": record["train_seconds"],
+            "target_tokens_per_s": record["train_tokens"] / record["train_seconds"],
+            "launch_to_last_update_seconds":
+                log_time(line) - record["validation_seconds"] - launched,
+            "process_seconds": process_seconds, "checkpoint": str(run / "last.pt")}
 
 
 def main() -> int:
@@ -150,6 +203,14 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="print torch.profiler's operator table for the training steps")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--peer-opennmt", metavar="VENV",
+                        help="compare with OpenNMT-py installed in this virtual environment "
+                        "(instead of the figures above)")
+    parser.add_argument("--peer-steps", type=int, default=200,
+                        help="training steps of each toolkit in the comparison (default 200)")
+    parser.add_argument("--peer-checkpoint",
+                        help="a trained OpenNMT-py checkpoint for its translation figures "
+                        "(default: the one its comparison run trained)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     work = Path(args.work or tempfile.mkdtemp(prefix="nmt-bench-"))
@@ -172,16 +233,22 @@ def main() -> int:
                     else torch.cuda.get_device_name(0)},
         "workload": f"{Path(args.config).name} ({src}->{tgt}), training data {args.data}",
     }
-    results["matmul_gflop_s"] = {
-        "fp32_2048": matmul_peak(torch.float32, 2048, 2048, 2048),
-        "fp32_decoder_step": matmul_peak(torch.float32, 64, 768, 2048),
-        "bf16_2048": matmul_peak(torch.bfloat16, 2048, 2048, 2048),
-    }
     if not (Path(config.data.prepared_dir) / "stats.json").exists():
         started = time.perf_counter()
         stats = preprocess(config)
         results["preprocess"] = {"seconds": time.perf_counter() - started,
                                  "pairs_per_s": stats["train_pairs_per_second"]}
+    if args.peer_opennmt:
+        results["comparison"] = compare_with_opennmt(args, config, work)
+        print_comparison(results)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1), encoding="utf-8")
+        return 0
+    results["matmul_gflop_s"] = {
+        "fp32_2048": matmul_peak(torch.float32, 2048, 2048, 2048),
+        "fp32_decoder_step": matmul_peak(torch.float32, 64, 768, 2048),
+        "bf16_2048": matmul_peak(torch.bfloat16, 2048, 2048, 2048),
+    }
     results["training"] = benchmark_training(config, args.steps, args.warmup, args.profile)
     results["training"]["fraction_of_fp32_peak"] = (
         results["training"]["achieved_gflop_s"] / results["matmul_gflop_s"]["fp32_2048"])
@@ -200,11 +267,69 @@ def main() -> int:
     return 0
 
 
-def print_table(results: dict) -> None:
+def compare_with_opennmt(args: argparse.Namespace, config: Config, work: Path) -> dict:
+    """Both toolkits, one after the other: training from a cold start, then translation."""
+    src, tgt = config.data.src_lang, config.data.tgt_lang
+    venv, peer_work = Path(args.peer_opennmt).resolve(), work / "opennmt"
+    ours = cold_start_training(config, args.peer_steps, args.threads, work)
+    peer_opennmt.prepare_data(Path(args.data), peer_work, src, tgt)
+    theirs = peer_opennmt.train(venv, peer_work, args.peer_steps, args.threads)
+    checkpoint = Path(args.checkpoint or ours["checkpoint"])
+    source = Path(f"{args.data}/test_2016_flickr.{src}.gz")
+    reference = Path(f"{args.data}/test_2016_flickr.{tgt}.gz")
+    our_translations = [benchmark_translation(checkpoint, source, reference, beam, precision,
+                                              args.threads, args.translate_batch_size)
+                        for precision in args.translate_precisions.split(",") for beam in (1, 5)]
+    their_translations = []
+    for beam in (1, 5):
+        timing, hypotheses, references = peer_opennmt.translate(
+            venv, peer_work, Path(args.peer_checkpoint or theirs["checkpoint"]), beam,
+            args.threads, src, tgt)
+        their_translations.append({**timing, **translation_figures(
+            hypotheses, references, timing["process_seconds"])})
+    return {"nmt": {"training": ours, "translation": our_translations,
+                    "translation_checkpoint": str(checkpoint)},
+            "opennmt": {"training": theirs, "translation": their_translations,
+                        "translation_checkpoint": args.peer_checkpoint or theirs["checkpoint"]}}
+
+
+def print_comparison(results: dict) -> None:
+    print_machine(results)
+    ours, theirs = results["comparison"]["nmt"], results["comparison"]["opennmt"]
+    a, b = ours["training"], theirs["training"]
+    print(f"training, {a['steps']} steps from a cold start, one toolkit after the other "
+          "(target tokens: each toolkit's own count of non-padding target pieces + EOS)")
+    print(f"  {'':10s} {'tokens':>8s} {'loop s':>7s} {'tok/s':>6s} {'launch->last update':>20s}")
+    for name, t in (("nmt", a), ("OpenNMT-py", b)):
+        print(f"  {name:10s} {t['target_tokens']:8d} {t['loop_seconds']:7.1f} "
+              f"{t['target_tokens_per_s']:6.0f} {t['launch_to_last_update_seconds']:14.1f} s "
+              f"({t['target_tokens'] / t['launch_to_last_update_seconds']:.0f} tok/s)")
+    print(f"  ratio nmt / OpenNMT-py: {a['target_tokens_per_s'] / b['target_tokens_per_s']:.2f}x "
+          "(loop), {:.2f}x (launch to last update)".format(
+              (a["target_tokens"] / a["launch_to_last_update_seconds"])
+              / (b["target_tokens"] / b["launch_to_last_update_seconds"])))
+    print(f"translation of test_2016_flickr, whole process (nmt: {ours['translation_checkpoint']};"
+          f" OpenNMT-py: {theirs['translation_checkpoint']})")
+    peer = {r["beam"]: r for r in theirs["translation"]}
+    for r in theirs["translation"] + ours["translation"]:
+        name = f"nmt {r['precision']}" if "precision" in r else "OpenNMT-py"
+        mode = f"beam {r['beam']}" if r["beam"] > 1 else "greedy"
+        ratio = ("" if "precision" not in r else
+                 f", {r['sentences_per_s'] / peer[r['beam']]['sentences_per_s']:.2f}x OpenNMT-py")
+        print(f"  {mode:7s} {name:10s} {r['sentences_per_s']:6.1f} sent/s "
+              f"({r['process_seconds']:.1f} s), {r['words_per_sentence']:.1f} words/sentence, "
+              f"BLEU {r['bleu']:.2f}{ratio}")
+
+
+def print_machine(results: dict) -> None:
     machine = results["machine"]
     print(f"machine: {machine['cpu_count']} CPUs ({machine['processor']}), "
           f"{machine['threads']} threads, torch {machine['torch']}, device {machine['device']}")
     print(f"workload: {results['workload']}; training precision {results['precision']}")
+
+
+def print_table(results: dict) -> None:
+    print_machine(results)
     peaks = results["matmul_gflop_s"]
     print(f"matmul peak GFLOP/s: fp32 2048^3 {peaks['fp32_2048']:.0f}, fp32 64x768x2048 "
           f"{peaks['fp32_decoder_step']:.0f}, bf16 2048^3 {peaks['bf16_2048']:.0f}")
