@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import REPO, serving
+from nmt.checkpoint import load_checkpoint
 from nmt.cli import main
 from nmt.config import ServeLimits
 from nmt.serve import TranslateResponse, create_app
@@ -117,6 +118,14 @@ def test_models_and_health(client, translator, checkpoint):
         assert empty.get("/health").status_code == 503
     app = create_app({"sample": translator})
     assert TestClient(app).get("/health").status_code == 503  # batcher not started
+
+
+def test_models_names_the_training_step_of_a_checkpoint_with_training_state(sample_run):
+    last = sample_run / "run/last.pt"  # holds the training state; best.pt does not
+    with client_for({"last": Translator.load(last, device="cpu")}) as client:
+        [info] = client.get("/v1/models").json()["models"]
+    assert info["checkpoints"][0]["training_step"] == \
+        load_checkpoint(last).training_state.progress.step > 0
 
 
 @pytest.mark.parametrize("body, status, words", [
