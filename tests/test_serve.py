@@ -311,5 +311,7 @@ def test_load_tool_finds_no_errors_and_no_mismatches(live_server, checkpoint, tm
                            "--json", str(report)]) == 0
     result = json.loads(report.read_text())
     assert result["requests"] == 40 and result["errors"] == 0 and result["mismatches"] == 0
+    # the offline reference runs at the server's precision
+    assert result["offline"]["precision"] == get(f"{live_server}/v1/models")["models"][0]["precision"]
     with pytest.raises(SystemExit, match="loopback"):
         load_test.main(["--url", "http://192.0.2.1:8000", "--checkpoint", str(checkpoint)])

@@ -3,8 +3,8 @@
     python tools/load_test.py --url http://127.0.0.1:8000 --checkpoint runs/sample/best.pt \\
         --input data/test.en --clients 64 --seconds 30
 
-First translates the input lines in-process with `Translator` (the offline
-reference, and its sentences/s), then runs the clients until --seconds have
+First translates the input lines in-process with `Translator`, at the precision
+the server reports for the model (the offline reference, and its sentences/s), then runs the clients until --seconds have
 passed or --requests were sent, each on its own keep-alive connection, sending
 one line per request (the lines in turn). Reports requests/s, sentences/s,
 latency percentiles and errors, and checks every answer against the offline
@@ -22,7 +22,9 @@ import socket
 import statistics
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Optional
 from urllib.parse import urlsplit
 
 import torch
@@ -60,6 +62,19 @@ def check_loopback(url: str) -> tuple[str, int]:
         raise SystemExit(f"load_test: --url {url}: only loopback addresses (this machine) "
                          "may be targeted")
     return parts.hostname, parts.port or 80
+
+
+def served_precision(url: str, model: Optional[str], headers: str) -> str:
+    """The precision the server translates `model` (or its only model) at."""
+    extra = dict(line.split(": ", 1) for line in headers.splitlines() if line)
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/v1/models", headers=extra),
+                                timeout=60) as response:
+        models = json.loads(response.read())["models"]
+    chosen = [m for m in models if model in (None, m["name"])]
+    if len(chosen) != 1:
+        raise SystemExit(f"load_test: the server has {', '.join(m['name'] for m in models)}; "
+                         "name one with --model")
+    return chosen[0]["precision"]
 
 
 class Connection:
@@ -154,7 +169,9 @@ def main(argv=None) -> int:
     if args.api_key_file:
         headers = f"X-API-Key: {Path(args.api_key_file).read_text(encoding='utf-8').strip()}\r\n"
 
-    translator = Translator.load(args.checkpoint.split(","), device="cpu")
+    # The server's precision: in bf16 a line's scores depend on the batch around it.
+    precision = served_precision(args.url, args.model, headers)
+    translator = Translator.load(args.checkpoint.split(","), device="cpu", precision=precision)
     translator.translate(lines[:8], beam=args.beam)  # warm-up: the first call is slow
     start = time.perf_counter()
     offline = translator.translate(lines, beam=args.beam)
@@ -165,7 +182,7 @@ def main(argv=None) -> int:
     report["offline"] = {"sentences": len(lines), "seconds": round(offline_seconds, 3),
                          "sentences_per_s": round(len(lines) / offline_seconds, 1),
                          "batch_size": translator.decoding.batch_size, "beam": args.beam,
-                         "torch_threads": torch.get_num_threads()}
+                         "precision": precision, "torch_threads": torch.get_num_threads()}
     report["ratio_to_offline"] = round(report["sentences_per_s"]
                                        / report["offline"]["sentences_per_s"], 3)
     print(json.dumps(report, indent=1))
