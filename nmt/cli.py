@@ -329,7 +329,7 @@ def _run_translate(args: argparse.Namespace) -> int:
              for key, flag in flags.items()}
     decoding = dataclasses.replace(checkpoints[0].config.decoding,
                                    **{k: v for k, v in given.items() if v is not None})
-    for key, problem in decoding.check():
+    for key, problem in decoding.check(flags):
         raise NmtError(f"{flags[key]}: {problem}, got {getattr(decoding, key)!r}")
     translator = Translator(checkpoints, resolve_device(args.device), args.precision, decoding,
                             args.checkpoint)

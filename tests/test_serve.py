@@ -137,10 +137,10 @@ def test_models_names_the_training_step_of_a_checkpoint_with_training_state(samp
     ({}, 422, "text: Field required"),
     ({"text": ["a"], "beam_size": 2}, 422, "beam_size: Extra inputs are not permitted"),
     ({"text": ["a"], "model": "nope"}, 404, "unknown model 'nope'; loaded: sample"),
-    ({"text": ["a"], "beam": 2, "n_best": 3}, 422, "n_best: must be in [1, beam_size = 2], got 3"),
-    ({"text": ["a"], "beam": 0}, 422, "beam_size: must be at least 1"),
+    ({"text": ["a"], "beam": 2, "n_best": 3}, 422, "n_best: must be in [1, beam = 2], got 3"),
+    ({"text": ["a"], "beam": 0}, 422, "beam: must be at least 1, got 0"),
     ({"text": ["a"], "beam": 5}, 422, "beam: 5 is over this server's limit of 4"),
-    ({"text": ["a"], "alpha": -1}, 422, "length_penalty: must be >= 0"),
+    ({"text": ["a"], "alpha": -1}, 422, "alpha: must be >= 0, got -1.0"),
 ])
 def test_bad_requests_get_one_line_naming_the_field_or_limit(client, body, status, words):
     response = client.post("/v1/translate", json=body)
