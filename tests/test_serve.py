@@ -271,6 +271,7 @@ def test_serve_command_errors_are_one_line(checkpoint, tmp_path, capsys, monkeyp
         (["--model", f"a={checkpoint}", "--model", f"a={checkpoint}"], "given twice"),
         (["--model", "a=missing.pt"], "missing.pt: checkpoint not found"),
         (["--model", f"a={checkpoint}", "--max-lines", "0"], "--max-lines: must be at least 1"),
+        (["--model", f"a={checkpoint}", "--threads", "-1"], "--threads: must be >= 0"),
         (["--model", f"a={checkpoint}", "--api-key-file", str(empty_key)], "got nothing"),
         (["--model", f"a={checkpoint}", "--port", str(port)], f"cannot listen on 127.0.0.1:{port}"),
     ]
