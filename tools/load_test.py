@@ -4,12 +4,13 @@
         --input data/test.en --clients 64 --seconds 30
 
 First translates the input lines in-process with `Translator`, at the precision
-the server reports for the model (the offline reference, and its sentences/s), then runs the clients until --seconds have
-passed or --requests were sent, each on its own keep-alive connection, sending
-one line per request (the lines in turn). Reports requests/s, sentences/s,
-latency percentiles and errors, and checks every answer against the offline
-translation of its line (same text, score within 1e-4). Exits 1 if there were
-errors or mismatches. Targets only this machine (the loopback addresses).
+the server reports for the model (the offline reference, and its sentences/s),
+then runs the clients until --seconds have passed or --requests were sent, each
+on its own keep-alive connection, sending one line per request (the lines in
+turn). Reports requests/s, sentences/s, latency percentiles, errors and the
+clients' own CPU time, and checks every answer against the offline translation
+of its line (same text, score within 1e-4). Exits 1 if there were errors or
+mismatches. Targets only this machine (the loopback addresses).
 """
 
 from __future__ import annotations
@@ -147,12 +148,14 @@ async def run_clients(args, host: str, port: int, lines: list[str], expected: li
                                   f"offline {text!r} ({score})")
         connection.close()
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client() for _ in range(args.clients)))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return {"clients": args.clients, "requests": sent, "seconds": round(seconds, 3),
             "requests_per_s": round(sent / seconds, 1),
+            # the clients' own CPU: on a small machine they take it from the server
+            "client_cpu_s": round(cpu, 2),
             "sentences_per_s": round(answered / seconds, 1),
             "latency_ms": {name: round(1000 * quantiles[q - 1], 1)
                            for name, q in (("p50", 50), ("p95", 95), ("p99", 99))},
