@@ -104,6 +104,7 @@ def test_models_and_health(client, translator, checkpoint):
     assert info["checkpoints"][0]["parameters"] == sum(
         p.numel() for p in translator.models[0].parameters())
     assert info["checkpoints"][0]["model"]["encoder_hidden_size"] == 32
+    assert info["checkpoints"][0]["training_step"] is None  # best.pt: no training state
     assert info["defaults"] == {"beam": 3, "n_best": 1, "alpha": 1.0}
     assert client.get("/health").json() == {"status": "ready", "queued_lines": 0}
 
