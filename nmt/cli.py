@@ -226,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=limits.batch_size,
                    help="lines translated together, across requests (default: %(default)s)")
     p.add_argument("--max-wait-ms", type=float, default=limits.max_wait_ms,
-                   help="how long a batch's first line waits for more (default: %(default)s)")
+                   help="a batch starts once no more lines came for this long (default: "
+                   "%(default)s)")
     p.add_argument("--queue-size", type=int, default=limits.queue_size,
                    help="lines waiting at most; a request that does not fit gets 503 with "
                    "Retry-After (default: %(default)s)")

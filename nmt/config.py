@@ -232,7 +232,7 @@ class ServeLimits:
     max_body_bytes: int = 1_000_000  # request body, checked before it is parsed
     max_beam: int = 16  # the largest beam a request may ask for
     batch_size: int = 64  # lines translated in one call, across requests
-    max_wait_ms: float = 5.0  # how long a batch's first line waits for others
+    max_wait_ms: float = 5.0  # a batch starts once no more lines came for this long
     queue_size: int = 1_024  # lines waiting; a request that does not fit is refused (503)
 
     def check(self) -> list[tuple[str, str]]:
