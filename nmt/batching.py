@@ -2,10 +2,16 @@
 
 Each request puts its lines into one queue under a key (for the server: the
 model and the search options; lines of different keys never share a batch).
-The worker takes the oldest waiting line, gives lines of the same key at most
-`max_wait` seconds from that line's arrival to gather, up to `batch_size`, and
-translates them in one call; lines of other keys keep their place. A request
-is answered through one `concurrent.futures.Future` when its last line is done.
+The worker takes the oldest waiting line and gathers the lines of the same key,
+up to `batch_size`, while more keep coming: it starts the batch when it is full,
+when no line of that key arrived for `max_wait` seconds (counted from when the
+worker was free, so that lines which queued up during the previous batch still
+get company), or at the latest once it has waited as long as the previous batch
+took to translate. Under load from many clients each waiting for its answer
+before asking again, that makes full batches: the clients answered last come
+back before the next batch starts, instead of batches alternating between two
+halves. Lines of other keys keep their place. A request is answered through
+one `concurrent.futures.Future` when its last line is done.
 
 A batch that fails is translated again line by line, so that a bad line fails
 its own request only. A request that does not fit in the queue is refused whole
@@ -67,6 +73,7 @@ class Batcher:
         self._condition = threading.Condition()
         self._closing = False
         self._thread: Optional[threading.Thread] = None
+        self._last_batch_seconds = 0.0
 
     @property
     def waiting(self) -> int:
@@ -110,7 +117,9 @@ class Batcher:
     def _work(self) -> None:
         while (batch := self._next_batch()) is not None:
             if batch:
+                start = time.monotonic()
                 self._run(batch)
+                self._last_batch_seconds = time.monotonic() - start
 
     def _next_batch(self) -> Optional[list[_Line]]:
         """The next batch (possibly empty, if all its requests were cancelled); None at the end."""
@@ -119,17 +128,19 @@ class Batcher:
                 if self._closing:
                     return None
                 self._condition.wait()
-            first = self._waiting[0]
-            deadline = first.arrived + self.max_wait
+            key = self._waiting[0].request.key
+            free = time.monotonic()
+            latest = free + max(self.max_wait, self._last_batch_seconds)
             while not self._closing:
-                same = sum(1 for line in self._waiting if line.request.key == first.request.key)
-                left = deadline - time.monotonic()
-                if same >= self.batch_size or left <= 0:
+                same = [line for line in self._waiting if line.request.key == key]
+                quiet = max(same[-1].arrived, free) + self.max_wait
+                left = min(quiet, latest) - time.monotonic()
+                if len(same) >= self.batch_size or left <= 0:
                     break
                 self._condition.wait(left)
             batch, others = [], deque()
             for line in self._waiting:
-                if line.request.key == first.request.key and len(batch) < self.batch_size:
+                if line.request.key == key and len(batch) < self.batch_size:
                     batch.append(line)
                 else:
                     others.append(line)

@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "machine has; README.md gives their speed and BLEU.")
     p.add_argument("--replace-invalid", action="store_true",
                    help="replace invalid UTF-8 bytes with U+FFFD instead of failing")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: 0, "
+                   "PyTorch's default: one per core; on a busy machine fewer can be faster)")
     p.set_defaults(run=_run_translate)
 
     p = commands.add_parser("average", help="average the weights of checkpoints",
@@ -210,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
                    help="as for translate (default: auto)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: 0, "
+                   "PyTorch's default: one per core; on a busy machine fewer can be faster)")
     limits = ServeLimits()
     p.add_argument("--max-lines", type=int, default=limits.max_lines,
                    help="lines per request (default: %(default)s)")
@@ -223,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=limits.batch_size,
                    help="lines translated together, across requests (default: %(default)s)")
     p.add_argument("--max-wait-ms", type=float, default=limits.max_wait_ms,
-                   help="how long a batch's first line waits for more (default: %(default)s)")
+                   help="a batch starts once no more lines came for this long (default: "
+                   "%(default)s)")
     p.add_argument("--queue-size", type=int, default=limits.queue_size,
                    help="lines waiting at most; a request that does not fit gets 503 with "
                    "Retry-After (default: %(default)s)")
@@ -321,6 +326,7 @@ def _run_translate(args: argparse.Namespace) -> int:
 
     if args.attention and args.output_format != "jsonl":
         raise NmtError("--attention needs --output-format jsonl")
+    _use_threads(args.threads)
     checkpoints = [load_checkpoint(path) for path in args.checkpoint]
     # Command-line values override the checkpoint's decoding section and are
     # validated by the same checks as a config file's.
@@ -330,13 +336,23 @@ def _run_translate(args: argparse.Namespace) -> int:
              for key, flag in flags.items()}
     decoding = dataclasses.replace(checkpoints[0].config.decoding,
                                    **{k: v for k, v in given.items() if v is not None})
-    for key, problem in decoding.check():
+    for key, problem in decoding.check(flags):
         raise NmtError(f"{flags[key]}: {problem}, got {getattr(decoding, key)!r}")
     translator = Translator(checkpoints, resolve_device(args.device), args.precision, decoding,
                             args.checkpoint)
     translate_file(translator, args.input, args.output, args.output_format, args.attention,
                    args.force_target, args.replace_invalid)
     return 0
+
+
+def _use_threads(threads: int) -> None:
+    """--threads: torch's CPU threads for this process (0 keeps PyTorch's default)."""
+    if threads < 0:
+        raise NmtError(f"--threads: must be >= 0 (0 = PyTorch's default), got {threads}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _run_average(args: argparse.Namespace) -> int:
@@ -378,6 +394,7 @@ def _run_ablate(args: argparse.Namespace) -> int:
     log.info("%d variants done; results in %s", len(records), ablation.output_dir)
     return 0
 
+
 def _run_serve(args: argparse.Namespace) -> int:
     try:
         from nmt.serve import run_server
@@ -391,6 +408,7 @@ def _run_serve(args: argparse.Namespace) -> int:
                             for f in dataclasses.fields(ServeLimits)})
     for key, problem in limits.check():
         raise NmtError(f"--{key.replace('_', '-')}: {problem}, got {getattr(limits, key)!r}")
+    _use_threads(args.threads)
     return run_server(_model_paths(args.model), args.host, args.port, limits,
                       args.api_key_file, args.device, args.precision)
 

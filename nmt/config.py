@@ -13,7 +13,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Mapping, Optional
 
 import yaml
 
@@ -204,12 +204,16 @@ class DecodingConfig:
     batch_size: int = 64  # sentences per translation batch
     n_best: int = 1  # hypotheses output per input line, at most beam_size
 
-    def check(self) -> list[tuple[str, str]]:
+    def check(self, names: Optional[Mapping[str, str]] = None) -> list[tuple[str, str]]:
+        """(key, problem) pairs; `names` gives a key's name in a problem's text, for
+        callers whose options are named otherwise (the CLI's flags, `translate`'s
+        arguments)."""
+        beam = (names or {}).get("beam_size", "beam_size")
         problems = []
         if self.beam_size < 1:
             problems.append(("beam_size", "must be at least 1"))
         if not 1 <= self.n_best <= self.beam_size:
-            problems.append(("n_best", f"must be in [1, beam_size = {self.beam_size}]"))
+            problems.append(("n_best", f"must be in [1, {beam} = {self.beam_size}]"))
         if self.length_penalty < 0:
             problems.append(("length_penalty", "must be >= 0"))
         if self.max_length_ratio <= 0:
@@ -228,7 +232,7 @@ class ServeLimits:
     max_body_bytes: int = 1_000_000  # request body, checked before it is parsed
     max_beam: int = 16  # the largest beam a request may ask for
     batch_size: int = 64  # lines translated in one call, across requests
-    max_wait_ms: float = 5.0  # how long a batch's first line waits for others
+    max_wait_ms: float = 5.0  # a batch starts once no more lines came for this long
     queue_size: int = 1_024  # lines waiting; a request that does not fit is refused (503)
 
     def check(self) -> list[tuple[str, str]]:

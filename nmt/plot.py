@@ -132,7 +132,7 @@ def _translate(checkpoints: Sequence[str | Path], text: str, hypothesis: int,
     if not checkpoints:
         raise NmtError("--text needs a model: give --checkpoint")
     translator = Translator.load(checkpoints, device)
-    beam_size = translator.options(beam_size=beam).beam_size
+    beam_size = translator.options({"beam_size": "--beam"}, beam_size=beam).beam_size
     if hypothesis > beam_size:
         raise NmtError(f"--hypothesis {hypothesis}: a beam of {beam_size} keeps only "
                        f"{beam_size} hypotheses (raise --beam)")

@@ -141,7 +141,8 @@ def describe(name: str, translator: Translator) -> dict[str, Any]:
         "target_language": config.data.tgt_lang, "ensemble_size": len(translator.checkpoints),
         "checkpoints": [
             {"parameters": sum(t.numel() for t in c.model_state.values()),
-             "training_step": (c.training_state or {}).get("progress", {}).get("step"),
+             # best.pt carries no training state, so only last.pt knows its step
+             "training_step": c.training_state.progress.step if c.training_state else None,
              "model": dataclasses.asdict(c.config.model)} for c in translator.checkpoints],
         "source_vocabulary": len(translator.src_vocab),
         "target_vocabulary": len(translator.tgt_vocab),

@@ -16,7 +16,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 
@@ -33,6 +33,8 @@ from nmt.vocabulary import normalize
 log = logging.getLogger(__name__)
 
 MAX_INPUT_PIECES = 1_000  # longer inputs are cut (with a warning): attention is O(length)
+# DecodingConfig's keys as `Translator.translate` (and the server's API) call them
+ARGUMENT_NAMES = {"beam_size": "beam", "length_penalty": "alpha"}
 
 
 @dataclass
@@ -114,12 +116,15 @@ class Translator:
         return cls([load_checkpoint(p) for p in paths], resolve_device(device), precision,
                    decoding, [str(p) for p in paths])
 
-    def options(self, **overrides: Any) -> DecodingConfig:
-        """The decoding settings with `overrides` (None values ignored), checked."""
+    def options(self, names: Mapping[str, str] = ARGUMENT_NAMES,
+                **overrides: Any) -> DecodingConfig:
+        """The decoding settings with `overrides` (DecodingConfig keys, None values
+        ignored), checked; an error calls a key as `names` does (`translate`'s
+        arguments unless told otherwise)."""
         decoding = dataclasses.replace(
             self.decoding, **{k: v for k, v in overrides.items() if v is not None})
-        for key, problem in decoding.check():
-            raise NmtError(f"{key}: {problem}, got {getattr(decoding, key)!r}")
+        for key, problem in decoding.check(names):
+            raise NmtError(f"{names.get(key, key)}: {problem}, got {getattr(decoding, key)!r}")
         return decoding
 
     def translate(self, lines: Sequence[str], beam: Optional[int] = None, n_best: Optional[int] = None,

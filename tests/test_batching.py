@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -61,6 +62,25 @@ def test_a_single_request_waits_at_most_max_wait(recorder):
     batcher = started(Batcher(recorder, batch_size=64, max_wait=0.001))
     assert batcher.submit("k", ["a", "b"]).result(timeout=30) == ["k:A", "k:B"]
     batcher.close()
+
+
+def test_lines_that_queued_during_a_batch_still_wait_for_company(recorder):
+    """As under many clients that each ask again once answered: the batch after a
+    full one is full too, rather than the one line that came while it ran."""
+    batcher = Batcher(recorder, batch_size=4, max_wait=0.5)
+    recorder.release.clear()
+    batcher.start()
+    first = batcher.submit("k", ["a", "b", "c", "d"])
+    assert recorder.entered.wait(30)
+    early = batcher.submit("k", ["e"])
+    time.sleep(0.6)  # longer than max_wait: "e" has waited for company all that time
+    recorder.release.set()
+    first.result(timeout=30)
+    time.sleep(0.05)  # the worker is free now, and the clients answered come back:
+    later = [batcher.submit("k", [line]) for line in "fgh"]
+    batcher.close()
+    assert early.result() == ["k:E"] and [f.result() for f in later] == [["k:F"], ["k:G"], ["k:H"]]
+    assert [lines for _, lines, _ in recorder.calls] == [["a", "b", "c", "d"], ["e", "f", "g", "h"]]
 
 
 def test_a_bad_line_fails_only_its_own_request_and_is_named(recorder):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import REPO, one_line_error, write_config
 from nmt.cli import main
@@ -152,7 +153,17 @@ def test_training_a_finished_run_again_changes_nothing(sample_run, caplog):
 
 
 @pytest.mark.parametrize("args", [["--beam", "0"], ["--batch-size", "0"], ["--alpha", "-1"],
-                                  ["--max-length-ratio", "0"]])
+                                  ["--max-length-ratio", "0"], ["--threads", "-1"]])
 def test_translate_rejects_bad_options(sample_run, args, capsys):
     assert main(["translate", "-c", str(sample_run / "run/best.pt"), *args]) == 1
     assert one_line_error(capsys).startswith(f"nmt translate: error: {args[0]}: ")
+
+
+def test_translate_threads_sets_torch_threads(sample_run, tmp_path):
+    try:
+        assert main(["-q", "translate", "-c", str(sample_run / "run/best.pt"), "-i",
+                     str(REPO / "data/test.en"), "-o", str(tmp_path / "out"), "--threads",
+                     "2"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)  # as conftest set it

@@ -16,6 +16,7 @@ from conftest import REPO
 from nmt import Translator
 from nmt.cli import main
 from nmt.data import make_batch
+from nmt.errors import NmtError
 from nmt.model import token_nll
 from nmt.preprocess import load_vocabularies
 from nmt.data import ParallelData
@@ -119,7 +120,7 @@ def test_force_target_cli_and_its_line_count_check(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--beam", "2", "--n-best", "3"], "--n-best: must be in [1, beam_size = 2]"),
+    (["--beam", "2", "--n-best", "3"], "--n-best: must be in [1, --beam = 2], got 3"),
     (["--attention"], "--attention needs --output-format jsonl"),
 ])
 def test_bad_inspection_options_are_one_line_errors(checkpoint, tmp_path, capsys, args, message):
@@ -129,6 +130,18 @@ def test_bad_inspection_options_are_one_line_errors(checkpoint, tmp_path, capsys
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
     assert not output.exists()
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"beam": 0}, "beam: must be at least 1, got 0"),
+    ({"beam": 2, "n_best": 3}, "n_best: must be in [1, beam = 2], got 3"),
+    ({"alpha": -0.5}, "alpha: must be >= 0, got -0.5"),
+    ({"batch_size": 0}, "batch_size: must be at least 1, got 0"),
+])
+def test_python_api_errors_name_its_arguments(translator, options, message):
+    with pytest.raises(NmtError) as error:
+        translator.translate(["A dog."], **options)
+    assert str(error.value) == message
 
 
 def test_jsonl_refuses_a_line_over_the_piece_limit(checkpoint, tmp_path, capsys):

@@ -115,6 +115,8 @@ def test_attention_rejects_bad_options(sample_run, jsonl, tmp_path, capsys):
         (["-c", checkpoint, "--text", "A dog.", "--beam", "2", "--hypothesis", "3",
           "-o", str(tmp_path / "a.png")],
          "--hypothesis 3: a beam of 2 keeps only 2 hypotheses (raise --beam)"),
+        (["-c", checkpoint, "--text", "A dog.", "--beam", "0", "-o", str(tmp_path / "a.png")],
+         "--beam: must be at least 1, got 0"),
         (["--text", "A dog.", "-o", str(tmp_path / "a.png")],
          "--text needs a model: give --checkpoint"),
     ]

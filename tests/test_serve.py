@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import REPO, serving
+from nmt.checkpoint import load_checkpoint
 from nmt.cli import main
 from nmt.config import ServeLimits
 from nmt.serve import TranslateResponse, create_app
@@ -103,6 +104,7 @@ def test_models_and_health(client, translator, checkpoint):
     assert info["checkpoints"][0]["parameters"] == sum(
         p.numel() for p in translator.models[0].parameters())
     assert info["checkpoints"][0]["model"]["encoder_hidden_size"] == 32
+    assert info["checkpoints"][0]["training_step"] is None  # best.pt: no training state
     assert info["defaults"] == {"beam": 3, "n_best": 1, "alpha": 1.0}
     assert client.get("/health").json() == {"status": "ready", "queued_lines": 0}
 
@@ -119,6 +121,14 @@ def test_models_and_health(client, translator, checkpoint):
     assert TestClient(app).get("/health").status_code == 503  # batcher not started
 
 
+def test_models_names_the_training_step_of_a_checkpoint_with_training_state(sample_run):
+    last = sample_run / "run/last.pt"  # holds the training state; best.pt does not
+    with client_for({"last": Translator.load(last, device="cpu")}) as client:
+        [info] = client.get("/v1/models").json()["models"]
+    assert info["checkpoints"][0]["training_step"] == \
+        load_checkpoint(last).training_state.progress.step > 0
+
+
 @pytest.mark.parametrize("body, status, words", [
     ({"text": ["a"] * 5}, 413, "5 lines, over the limit of 4"),
     ({"text": ["ok", "x" * 201]}, 413, "line 2: 201 characters, over the limit of 200"),
@@ -128,10 +138,10 @@ def test_models_and_health(client, translator, checkpoint):
     ({}, 422, "text: Field required"),
     ({"text": ["a"], "beam_size": 2}, 422, "beam_size: Extra inputs are not permitted"),
     ({"text": ["a"], "model": "nope"}, 404, "unknown model 'nope'; loaded: sample"),
-    ({"text": ["a"], "beam": 2, "n_best": 3}, 422, "n_best: must be in [1, beam_size = 2], got 3"),
-    ({"text": ["a"], "beam": 0}, 422, "beam_size: must be at least 1"),
+    ({"text": ["a"], "beam": 2, "n_best": 3}, 422, "n_best: must be in [1, beam = 2], got 3"),
+    ({"text": ["a"], "beam": 0}, 422, "beam: must be at least 1, got 0"),
     ({"text": ["a"], "beam": 5}, 422, "beam: 5 is over this server's limit of 4"),
-    ({"text": ["a"], "alpha": -1}, 422, "length_penalty: must be >= 0"),
+    ({"text": ["a"], "alpha": -1}, 422, "alpha: must be >= 0, got -1.0"),
 ])
 def test_bad_requests_get_one_line_naming_the_field_or_limit(client, body, status, words):
     response = client.post("/v1/translate", json=body)
@@ -262,6 +272,7 @@ def test_serve_command_errors_are_one_line(checkpoint, tmp_path, capsys, monkeyp
         (["--model", f"a={checkpoint}", "--model", f"a={checkpoint}"], "given twice"),
         (["--model", "a=missing.pt"], "missing.pt: checkpoint not found"),
         (["--model", f"a={checkpoint}", "--max-lines", "0"], "--max-lines: must be at least 1"),
+        (["--model", f"a={checkpoint}", "--threads", "-1"], "--threads: must be >= 0"),
         (["--model", f"a={checkpoint}", "--api-key-file", str(empty_key)], "got nothing"),
         (["--model", f"a={checkpoint}", "--port", str(port)], f"cannot listen on 127.0.0.1:{port}"),
     ]
@@ -302,5 +313,7 @@ def test_load_tool_finds_no_errors_and_no_mismatches(live_server, checkpoint, tm
                            "--json", str(report)]) == 0
     result = json.loads(report.read_text())
     assert result["requests"] == 40 and result["errors"] == 0 and result["mismatches"] == 0
+    # the offline reference runs at the server's precision
+    assert result["offline"]["precision"] == get(f"{live_server}/v1/models")["models"][0]["precision"]
     with pytest.raises(SystemExit, match="loopback"):
         load_test.main(["--url", "http://192.0.2.1:8000", "--checkpoint", str(checkpoint)])

@@ -3,13 +3,14 @@
     python tools/load_test.py --url http://127.0.0.1:8000 --checkpoint runs/sample/best.pt \\
         --input data/test.en --clients 64 --seconds 30
 
-First translates the input lines in-process with `Translator` (the offline
-reference, and its sentences/s), then runs the clients until --seconds have
-passed or --requests were sent, each on its own keep-alive connection, sending
-one line per request (the lines in turn). Reports requests/s, sentences/s,
-latency percentiles and errors, and checks every answer against the offline
-translation of its line (same text, score within 1e-4). Exits 1 if there were
-errors or mismatches. Targets only this machine (the loopback addresses).
+First translates the input lines in-process with `Translator`, at the precision
+the server reports for the model (the offline reference, and its sentences/s),
+then runs the clients until --seconds have passed or --requests were sent, each
+on its own keep-alive connection, sending one line per request (the lines in
+turn). Reports requests/s, sentences/s, latency percentiles, errors and the
+clients' own CPU time, and checks every answer against the offline translation
+of its line (same text, score within 1e-4). Exits 1 if there were errors or
+mismatches. Targets only this machine (the loopback addresses).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import socket
 import statistics
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Optional
 from urllib.parse import urlsplit
 
 import torch
@@ -60,6 +63,19 @@ def check_loopback(url: str) -> tuple[str, int]:
         raise SystemExit(f"load_test: --url {url}: only loopback addresses (this machine) "
                          "may be targeted")
     return parts.hostname, parts.port or 80
+
+
+def served_precision(url: str, model: Optional[str], headers: str) -> str:
+    """The precision the server translates `model` (or its only model) at."""
+    extra = dict(line.split(": ", 1) for line in headers.splitlines() if line)
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/v1/models", headers=extra),
+                                timeout=60) as response:
+        models = json.loads(response.read())["models"]
+    chosen = [m for m in models if model in (None, m["name"])]
+    if len(chosen) != 1:
+        raise SystemExit(f"load_test: the server has {', '.join(m['name'] for m in models)}; "
+                         "name one with --model")
+    return chosen[0]["precision"]
 
 
 class Connection:
@@ -132,12 +148,14 @@ async def run_clients(args, host: str, port: int, lines: list[str], expected: li
                                   f"offline {text!r} ({score})")
         connection.close()
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(client() for _ in range(args.clients)))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     return {"clients": args.clients, "requests": sent, "seconds": round(seconds, 3),
             "requests_per_s": round(sent / seconds, 1),
+            # the clients' own CPU: on a small machine they take it from the server
+            "client_cpu_s": round(cpu, 2),
             "sentences_per_s": round(answered / seconds, 1),
             "latency_ms": {name: round(1000 * quantiles[q - 1], 1)
                            for name, q in (("p50", 50), ("p95", 95), ("p99", 99))},
@@ -154,7 +172,9 @@ def main(argv=None) -> int:
     if args.api_key_file:
         headers = f"X-API-Key: {Path(args.api_key_file).read_text(encoding='utf-8').strip()}\r\n"
 
-    translator = Translator.load(args.checkpoint.split(","), device="cpu")
+    # The server's precision: in bf16 a line's scores depend on the batch around it.
+    precision = served_precision(args.url, args.model, headers)
+    translator = Translator.load(args.checkpoint.split(","), device="cpu", precision=precision)
     translator.translate(lines[:8], beam=args.beam)  # warm-up: the first call is slow
     start = time.perf_counter()
     offline = translator.translate(lines, beam=args.beam)
@@ -165,7 +185,7 @@ def main(argv=None) -> int:
     report["offline"] = {"sentences": len(lines), "seconds": round(offline_seconds, 3),
                          "sentences_per_s": round(len(lines) / offline_seconds, 1),
                          "batch_size": translator.decoding.batch_size, "beam": args.beam,
-                         "torch_threads": torch.get_num_threads()}
+                         "precision": precision, "torch_threads": torch.get_num_threads()}
     report["ratio_to_offline"] = round(report["sentences_per_s"]
                                        / report["offline"]["sentences_per_s"], 3)
     print(json.dumps(report, indent=1))
