@@ -210,8 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key-file", metavar="FILE", help="require the key held in FILE on "
                    "/v1/ requests ('Authorization: Bearer KEY' or 'X-API-Key: KEY'), else 401")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto",
-                   help="as for translate (default: auto)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="fp32",
+                   help="as for translate, but fp32 by default: in fp32 and int8 a line's "
+                   "answer does not depend on the other lines of its batch; in bf16 (and auto "
+                   "where it picks bf16) it can differ in the last digits")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: 0, "
                    "PyTorch's default: one per core; on a busy machine fewer can be faster)")
     limits = ServeLimits()

@@ -359,7 +359,7 @@ def read_api_key(path: str) -> str:
 
 def run_server(model_paths: dict[str, Sequence[str]], host: str = "127.0.0.1", port: int = 8000,
                limits: Optional[ServeLimits] = None, api_key_file: Optional[str] = None,
-               device: str = "auto", precision: str = "auto") -> int:
+               device: str = "auto", precision: str = "fp32") -> int:
     """Load the models, listen, serve until SIGTERM or Ctrl-C, then stop gracefully.
 
     On a signal uvicorn stops accepting connections, waits for the requests in
