@@ -34,7 +34,7 @@ def checkpoint(sample_run):
 
 @pytest.fixture(scope="module")
 def translator(checkpoint):
-    return Translator.load(checkpoint, device="cpu")
+    return Translator.load(checkpoint, device="cpu", precision="fp32")  # as nmt serve
 
 
 @contextlib.contextmanager
