@@ -53,13 +53,29 @@ class Capabilities:
     cpu_bf16: bool  # oneDNN runs bf16 (the LSTM among others) on this CPU
     cpu_bf16_instructions: str  # "AVX-512 BF16", "AMX", both joined by "+", or "" (emulated)
     cpu_amx: bool
-    int8_engines: tuple[str, ...]  # quantised engines with kernels for this CPU (x86, fbgemm, ...)
+    int8_exact: bool  # int8 matrix products sum exactly (see `int8_matmul_is_exact`)
     cuda: tuple[CudaDevice, ...]
 
     @property
     def cpu_bf16_native(self) -> bool:
         """bf16 that is faster than fp32: oneDNN supports it and the CPU has bf16 units."""
         return self.cpu_bf16 and bool(self.cpu_bf16_instructions)
+
+
+def int8_matmul_is_exact() -> bool:
+    """Whether `torch._int_mm`, which int8 translation uses, sums int8 products exactly.
+
+    oneDNN's int8 kernels for CPUs without VNNI (AVX2 alone, or any CPU under
+    ONEDNN_MAX_CPU_ISA=AVX2) add pairs of products in saturating 16-bit
+    arithmetic, which turns translations into garbage; so ask, with large values.
+    """
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randint(-127, 128, (17, 256), dtype=torch.int8, generator=generator)
+    b = torch.randint(-127, 128, (256, 32), dtype=torch.int8, generator=generator)
+    try:
+        return torch.equal(torch._int_mm(a, b), a.int() @ b.int())
+    except RuntimeError:  # no int8 kernel at all
+        return False
 
 
 def detect_capabilities() -> Capabilities:
@@ -83,7 +99,7 @@ def detect_capabilities() -> Capabilities:
         and torch.ops.mkldnn._is_mkldnn_bf16_supported(),
         cpu_bf16_instructions="+".join(units),
         cpu_amx=bool(features.get("amx_tile")),
-        int8_engines=tuple(e for e in torch.backends.quantized.supported_engines if e != "none"),
+        int8_exact=int8_matmul_is_exact(),
         cuda=tuple(cuda))
 
 
@@ -112,9 +128,9 @@ def choose_precision(requested: str, device: torch.device, purpose: Purpose,
                        "AVX-512 or AMX; `nmt info` shows what it has); use fp32 or auto")
     if requested == "bf16" and not caps.cpu_bf16_native:
         return "bf16", "requested; without AVX-512 BF16 or AMX it is emulated, likely slower"
-    if requested == "int8" and not caps.int8_engines:
-        raise NmtError(f"{setting} int8: PyTorch has no quantised int8 engine for this CPU; "
-                       "use fp32 or auto")
+    if requested == "int8" and not caps.int8_exact:
+        raise NmtError(f"{setting} int8: this CPU's int8 matrix product is not exact (it "
+                       "needs VNNI: AVX-512 VNNI, AVX-VNNI or AMX); use fp32 or auto")
     return requested, "requested"
 
 

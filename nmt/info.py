@@ -1,7 +1,7 @@
 """`nmt info`: the software and hardware facts that decide speed and precision.
 
 Meant to be pasted into bug reports: versions, the CPU as PyTorch and oneDNN
-see it (kernel set, bf16, AMX, int8 engines), the CUDA devices, and what
+see it (kernel set, bf16, AMX, exact int8), the CUDA devices, and what
 `precision: auto` picks on each.
 """
 
@@ -41,7 +41,7 @@ def machine_report(caps: Capabilities | None = None) -> dict:
             "bf16_native": caps.cpu_bf16_native,
             "bf16_instructions": caps.cpu_bf16_instructions,
             "amx": caps.cpu_amx,
-            "int8_engines": list(caps.int8_engines),
+            "int8_exact": caps.int8_exact,
             "auto_precision": _auto(torch.device("cpu"), caps),
         },
         "cuda": [dict(dataclasses.asdict(gpu),
@@ -73,7 +73,8 @@ def report_text(report: dict) -> str:
         f"  PyTorch CPU kernels: {cpu['kernels']}",
         f"  bf16: {bf16}",
         f"  AMX: {'yes' if cpu['amx'] else 'no'}",
-        f"  int8 engines: {', '.join(cpu['int8_engines']) or 'none'}",
+        "  int8: " + ("exact int8 products (VNNI)" if cpu["int8_exact"]
+                      else "not available (no exact int8 product: needs VNNI)"),
         _auto_line(cpu["auto_precision"]),
     ]
     if report["environment"]:

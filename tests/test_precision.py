@@ -23,7 +23,7 @@ from nmt.info import machine_report, report_text
 CPU, GPU = torch.device("cpu"), torch.device("cuda", 0)
 AVX2 = Capabilities(cpu_name="test CPU", cpu_capability="AVX2", cpu_bf16=False,
                     cpu_bf16_instructions="", cpu_amx=False,
-                    int8_engines=("x86", "fbgemm"), cuda=())
+                    int8_exact=True, cuda=())
 AVX512 = dataclasses.replace(AVX2, cpu_capability="AVX512", cpu_bf16=True)  # bf16 emulated
 AVX512_BF16 = dataclasses.replace(AVX512, cpu_bf16_instructions="AVX-512 BF16")
 AMX = dataclasses.replace(AVX512, cpu_bf16_instructions="AVX-512 BF16+AMX", cpu_amx=True)
@@ -49,7 +49,7 @@ def test_auto_on_gpu(gpu, training, translation):
 @pytest.mark.parametrize("requested, device, caps, missing", [
     ("bf16", CPU, AVX2, "oneDNN has no bf16 kernels"),
     ("fp16", CPU, AMX, "needs a CUDA GPU"),
-    ("int8", CPU, dataclasses.replace(AVX2, int8_engines=()), "no quantised int8 engine"),
+    ("int8", CPU, dataclasses.replace(AVX2, int8_exact=False), "int8 matrix product is not exact"),
     ("bf16", GPU, dataclasses.replace(AVX2, cuda=(T4,)), "Tesla T4 (compute capability 7.5)"),
     ("int8", GPU, dataclasses.replace(AVX2, cuda=(A100,)), "CPU only"),
 ])
@@ -110,7 +110,7 @@ def test_info_reports_the_cpu_and_every_gpu():
     text = report_text(report)
     assert "bf16: yes, native (AVX-512 BF16+AMX)" in text and "AMX: yes" in text
     assert "CUDA 0: Tesla T4, compute capability 7.5, 14.6 GiB, bf16 no" in text
-    assert "int8 engines: x86, fbgemm" in report_text(machine_report(AVX2))
+    assert "int8: exact int8 products (VNNI)" in report_text(machine_report(AVX2))
 
 
 def test_info_runs_on_this_machine(capsys):
@@ -141,3 +141,10 @@ def test_a_cpu_limited_to_avx2_reports_no_bf16_and_refuses_it(sample_run, tmp_pa
     assert "\n" not in error and "Traceback" not in error, error
     assert error.startswith("nmt translate: error: --precision bf16: oneDNN has no bf16")
     assert not output.exists()
+    # oneDNN's AVX2 int8 kernels saturate: int8 is refused too, not translated into garbage
+    assert not cpu["int8_exact"]
+    result = run_limited_to_avx2("translate", "-c", str(sample_run / "run/best.pt"), "-i",
+                                 "data/dev.en", "-o", str(output), "--precision", "int8")
+    assert result.returncode == 1 and not output.exists()
+    assert result.stderr.strip().startswith(
+        "nmt translate: error: --precision int8: this CPU's int8 matrix product is not exact")
