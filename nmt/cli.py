@@ -330,18 +330,14 @@ def _run_translate(args: argparse.Namespace) -> int:
         raise NmtError("--attention needs --output-format jsonl")
     _use_threads(args.threads)
     checkpoints = [load_checkpoint(path) for path in args.checkpoint]
-    # Command-line values override the checkpoint's decoding section and are
-    # validated by the same checks as a config file's.
+    translator = Translator(checkpoints, resolve_device(args.device), args.precision,
+                            names=args.checkpoint)
+    # Command-line values override the checkpoint's decoding section, checked (errors
+    # naming the flags) by the same `Translator.options` as every other caller's.
     flags = {"beam_size": "--beam", "length_penalty": "--alpha", "n_best": "--n-best",
              "max_length_ratio": "--max-length-ratio", "batch_size": "--batch-size"}
-    given = {key: getattr(args, flag.lstrip("-").replace("-", "_"))
-             for key, flag in flags.items()}
-    decoding = dataclasses.replace(checkpoints[0].config.decoding,
-                                   **{k: v for k, v in given.items() if v is not None})
-    for key, problem in decoding.check(flags):
-        raise NmtError(f"{flags[key]}: {problem}, got {getattr(decoding, key)!r}")
-    translator = Translator(checkpoints, resolve_device(args.device), args.precision, decoding,
-                            args.checkpoint)
+    translator.decoding = translator.options(flags, **{
+        key: getattr(args, flag.lstrip("-").replace("-", "_")) for key, flag in flags.items()})
     translate_file(translator, args.input, args.output, args.output_format, args.attention,
                    args.force_target, args.replace_invalid)
     return 0
