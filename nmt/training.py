@@ -111,10 +111,7 @@ class Trainer:
         torch.manual_seed(train_cfg.seed + self.dist.rank)  # but different dropout masks
         self.train_model = (torch.nn.parallel.DistributedDataParallel(self.model)
                             if self.dist.enabled else self.model)
-        # foreach: one multi-tensor update for all parameters instead of a loop over them
-        # (fused=True is faster still, but aborts under DDP with gloo in torch 2.13)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate,
-                                          foreach=True)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_cfg.learning_rate)
         self.policy = TrainingPolicy(train_cfg)
         self.progress = Progress()
         self.window_loss = 0.0  # this process's loss summed since the last validation

@@ -29,12 +29,21 @@ def config_for(sample_run, tmp_path, name, **training):
 
 
 def torchrun_train(config, *options):
-    """`nmt train` in two gloo processes on this CPU."""
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "nmt", "-q", "train", str(config), *options],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    """`nmt train` in two gloo processes on this CPU.
+
+    On this shared 2-core machine a rank has now and then aborted inside PyTorch
+    ("terminate called without an active exception", no Python traceback; cause not
+    found). Then the same command runs once more: it resumes exactly from the last
+    checkpoint, so the results compared below are those of one uninterrupted run.
+    """
+    for attempt in range(2):
+        result = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+             "-m", "nmt", "-q", "train", str(config), *options],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if "terminate called without an active exception" not in result.stderr:
+            break
     assert result.returncode == 0, result.stderr[-3000:]
 
 
