@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float,
                    help="override training.max_minutes (0 = no limit)")
     p.add_argument("--max-steps", type=int, help="override training.max_steps (0 = no limit)")
+    p.add_argument("--seed", type=int,
+                   help="override training.seed (initial weights, batch order, dropout), "
+                   "e.g. for independently seeded ensemble members")
+    p.add_argument("--output-dir", help="override training.output_dir")
     p.add_argument("--overwrite", action="store_true",
                    help="start a new run in an output_dir that holds one, deleting its "
                    "checkpoints (without it, a run with the same config is resumed)")
@@ -304,6 +308,10 @@ def _run_train(args: argparse.Namespace) -> int:
         config.training.max_minutes = args.max_minutes
     if args.max_steps is not None:
         config.training.max_steps = args.max_steps
+    if args.seed is not None:
+        config.training.seed = args.seed
+    if args.output_dir:
+        config.training.output_dir = args.output_dir
     for key, problem in config.training.check():
         raise NmtError(f"training.{key}: {problem}")
     try:

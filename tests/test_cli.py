@@ -9,8 +9,10 @@ import sys
 
 import pytest
 import torch
+import yaml
 
-from conftest import REPO, one_line_error, write_config
+from conftest import REPO, assert_equal_state, one_line_error, run_config, write_config
+from nmt.checkpoint import load_checkpoint
 from nmt.cli import main
 
 
@@ -167,3 +169,20 @@ def test_translate_threads_sets_torch_threads(sample_run, tmp_path):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)  # as conftest set it
+
+
+def test_train_seed_and_output_dir_flags(sample_run, tmp_path):
+    """Independently seeded members of an ensemble from one config: --seed, --output-dir."""
+    config = run_config(sample_run, tmp_path, "unused", max_steps=3, validate_every=3)
+    for name, seed in (("a", 1), ("b", 2), ("c", 1)):
+        args = ["-q", "train", str(config), "--seed", str(seed),
+                "--output-dir", str(tmp_path / name)]
+        assert main(args) == 0
+    assert not (tmp_path / "unused").exists()
+    saved = yaml.safe_load((tmp_path / "b" / "config.yaml").read_text())
+    assert saved["training"]["seed"] == 2
+    assert saved["training"]["output_dir"] == str(tmp_path / "b")
+    weights = {name: load_checkpoint(tmp_path / name / "best.pt").model_state
+               for name in "abc"}
+    assert_equal_state(weights["a"], weights["c"])
+    assert not all(torch.equal(weights["a"][k], weights["b"][k]) for k in weights["a"])
