@@ -82,3 +82,29 @@ def test_loss_ignores_padding(model):
 def test_tied_embeddings_share_one_tensor():
     model = tiny_model(tie_target_embeddings=True)
     assert model.decoder.output.weight is model.decoder.embedding.weight
+
+
+def bahdanau_weights(attention, query, keys, mask):
+    """The textbook form: softmax_j(v^T tanh(W q + b + U h_j)) over real positions."""
+    energies = torch.tanh(attention.query_projection(query).unsqueeze(1)
+                          + attention.key_projection(keys))
+    scores = attention.energy(energies).squeeze(2).masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=1)
+
+
+def test_attention_equals_the_tanh_formula_with_its_gradients():
+    """The sigmoid form of the energies (a speed change) computes Bahdanau's weights."""
+    model = tiny_model(seed=6)
+    src, lengths = random_batch(6, [7, 3, 5])
+    memory, state = model.encode(src, lengths)
+    query = state[-1][0].detach().requires_grad_()
+    attention = model.decoder.attention
+    keys = memory.annotations.detach()
+    expected = bahdanau_weights(attention, query, keys, memory.mask)
+    _, weights = attention(query, attention.project_keys(keys), keys, memory.mask)
+    torch.testing.assert_close(weights, expected, rtol=0, atol=1e-6)
+    probe = torch.randn_like(expected)
+    grads = [torch.autograd.grad((w * probe).sum(), [query, attention.energy.weight])
+             for w in (weights, expected)]
+    for new, old in zip(*grads):
+        torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-6)
