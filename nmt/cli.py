@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 from typing import Optional, Sequence
 
@@ -39,6 +40,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except NmtError as error:
         print(f"nmt {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (`nmt score ... | head`): stop quietly, as Unix tools do,
+        # and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except OSError as error:
         where = f"{error.filename}: " if error.filename else ""
         print(f"nmt {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 
@@ -186,3 +187,20 @@ def test_train_seed_and_output_dir_flags(sample_run, tmp_path):
                for name in "abc"}
     assert_equal_state(weights["a"], weights["c"])
     assert not all(torch.equal(weights["a"][k], weights["b"][k]) for k in weights["a"])
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path):
+    """`nmt score ... | head`: no "error: Broken pipe" once the reader has gone, and the
+    status a shell gives a process killed by SIGPIPE."""
+    lines = tmp_path / "lines.txt"
+    lines.write_text("ein hund\nzwei katzen\n", encoding="utf-8")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        done = subprocess.run([sys.executable, "-m", "nmt", "score", "--ref", str(lines),
+                               "--hyp", str(lines)], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, cwd=REPO, timeout=300)
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141
