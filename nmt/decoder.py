@@ -122,8 +122,10 @@ class Decoder(nn.Module):
         """Teacher-forced scores for `tgt_in` (batch x tgt_len, BOS first): batch x tgt_len x V."""
         embedded = self.dropout(self.embedding(tgt_in))  # batch x tgt_len x emb
         hiddens, contexts = [], []
-        for t in range(tgt_in.size(1)):
-            hidden, context, _, state = self.step(embedded[:, t], state, memory)
+        # unbind, not embedded[:, t]: the backward of each such slice is a zero-filled
+        # batch x tgt_len x emb tensor, added into the gradient (quadratic in tgt_len).
+        for embedded_t in embedded.unbind(1):
+            hidden, context, _, state = self.step(embedded_t, state, memory)
             hiddens.append(hidden)
             contexts.append(context)
         # The output layer runs once over all steps: one large matmul instead of tgt_len small ones.

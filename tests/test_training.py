@@ -7,6 +7,7 @@ import os
 import signal
 
 import pytest
+import torch
 
 import nmt.training
 from conftest import assert_equal_state, run_config
@@ -92,3 +93,23 @@ def test_an_early_stopped_run_trained_again_stays_stopped(sample_run, tmp_path, 
     assert main(["-q", "train", str(config)]) == 0
     assert any("nothing to do: early stopping" in r.message for r in caplog.records)
     assert last.read_bytes() == before
+
+
+def test_fused_adam_updates_as_the_default_one():
+    """The fused kernel (single-process runs) is a speed change only."""
+    torch.manual_seed(0)
+    weights = [torch.randn(300, 200), torch.randn(200)]
+    gradients = [[torch.randn_like(w) for w in weights] for _ in range(5)]
+    results = []
+    for fused in (True, False):
+        parameters = [torch.nn.Parameter(w.clone()) for w in weights]
+        optimizer = nmt.training.adam(parameters, 1e-3, fused=fused)
+        cpu_kernel = torch.__version__ >= "2.4"  # PyTorch's fused CPU Adam came in 2.4
+        assert optimizer.param_groups[0]["fused"] is (fused and cpu_kernel)
+        for step in gradients:
+            for parameter, gradient in zip(parameters, step):
+                parameter.grad = gradient.clone()
+            optimizer.step()
+        results.append(parameters)
+    for fused, default in zip(*results):
+        torch.testing.assert_close(fused, default, rtol=1e-6, atol=1e-7)
