@@ -128,7 +128,6 @@ def beam_search(step: DecodeStep, src: torch.Tensor, src_lengths: torch.Tensor,
     src_len = src.size(1)
     state = step.start(src, src_lengths)
     limits = max_output_lengths(src_lengths, max_length_ratio).tolist()
-    state = step.select(state, torch.arange(batch_size, device=device).repeat_interleave(k))
 
     finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
     active = list(range(batch_size))
@@ -138,11 +137,16 @@ def beam_search(step: DecodeStep, src: torch.Tensor, src_lengths: torch.Tensor,
     history = torch.empty((batch_size, k, 0), dtype=torch.long, device=device)
     history_logprobs = torch.empty((batch_size, k, 0), device=device)
     history_attention = torch.empty((batch_size, k, 0, src_len), device=device)
-    prev = torch.full((batch_size * k,), BOS, dtype=torch.long, device=device)
+    # The k beams of a sentence are identical until its first piece: one row computes it.
+    prev = torch.full((batch_size,), BOS, dtype=torch.long, device=device)
     t = 0
     while active:
         n = len(active)
         log_probs, weights, state = step.advance(prev, state)
+        if t == 0:
+            beams = torch.arange(batch_size, device=device).repeat_interleave(k)
+            log_probs, state = log_probs.index_select(0, beams), step.select(state, beams)
+            weights = None if weights is None else weights.index_select(0, beams)
         restrict(log_probs, _at_limit(t, [limits[s] for s in active], k, device))
         vocab = log_probs.size(1)
         candidates = (scores.unsqueeze(2) + log_probs.view(n, k, vocab)).view(n, k * vocab)

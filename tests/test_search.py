@@ -247,3 +247,24 @@ def test_an_ensemble_averages_probabilities():
     pb, wb, _ = ModelStep(b).advance(prev, ModelStep(b).start(src, lengths))
     assert torch.allclose(log_probs.exp(), (pa.exp() + pb.exp()) / 2, atol=1e-6)
     assert torch.allclose(attention, (wa + wb) / 2, atol=1e-6)
+
+
+def test_beam_computes_the_first_piece_once_per_sentence():
+    """The k beams of a sentence start identical: the first step runs one row for them,
+    and the n-best equal forced decoding of each hypothesis (as with k rows)."""
+    model = tiny_model(seed=9)
+    src, lengths = random_batch(9, [5, 3, 6])
+    rows = []
+
+    class CountingStep(ModelStep):
+        def advance(self, prev_tokens, state):
+            rows.append(prev_tokens.numel())
+            return super().advance(prev_tokens, state)
+
+    results = beam_search(CountingStep(model), src, lengths, 4, 1.0, n_best=4)
+    assert rows[:2] == [3, 12]
+    for row, hypotheses in enumerate(results):
+        for hypothesis in hypotheses:
+            assert hypothesis.score == pytest.approx(
+                sequence_score(model, src[row], int(lengths[row]), hypothesis.tokens, 1.0),
+                abs=1e-5)
