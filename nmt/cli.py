@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 
 from nmt import __version__
 from nmt.config import ServeLimits
+from nmt.device import limit_onednn_kernel_cache
 from nmt.download import add_download_arguments, run_download
 from nmt.errors import NmtError
 
@@ -28,11 +29,7 @@ log = logging.getLogger("nmt")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    # oneDNN keeps up to 1,024 compiled kernels, one per operator and shape; token-based
-    # batches keep changing the shapes, and bf16 training grew to 2.6-2.9 GB of memory.
-    # With 64 a 60-step bf16 run peaked at 1.42 GB instead of 1.86 GB, at the same speed.
-    # (Read by oneDNN when it first needs the cache; a user's own setting wins.)
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    limit_onednn_kernel_cache()
     parser = build_parser()
     args = parser.parse_args(argv)
     # Under torchrun only rank 0 reports progress; the others speak up for problems only.

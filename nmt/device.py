@@ -9,6 +9,7 @@ the one function `resolve_precision`.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Literal, Optional
 
@@ -20,6 +21,21 @@ log = logging.getLogger(__name__)
 
 Purpose = Literal["training", "translation"]
 SETTING = {"training": "training.precision", "translation": "--precision"}
+
+
+ONEDNN_KERNEL_CACHE = 64  # compiled oneDNN kernels kept (oneDNN's default: 1,024)
+
+
+def limit_onednn_kernel_cache() -> None:
+    """Keep at most ONEDNN_KERNEL_CACHE compiled oneDNN kernels, unless the user chose.
+
+    oneDNN compiles a kernel per operator and shape and keeps 1,024 of them; token-based
+    batches (and beams that shrink as sentences finish) keep changing the shapes, and
+    bf16 training grew to 2.6-2.9 GB. With 64 a 60-step bf16 run of the reference config
+    peaked at 1.41 GB instead of 1.86 GB, at the same speed (fp32 products run in MKL).
+    oneDNN reads the setting when it first needs the cache: call this early.
+    """
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_KERNEL_CACHE))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -148,3 +148,12 @@ def test_a_cpu_limited_to_avx2_reports_no_bf16_and_refuses_it(sample_run, tmp_pa
     assert result.returncode == 1 and not output.exists()
     assert result.stderr.strip().startswith(
         "nmt translate: error: --precision int8: this CPU's int8 matrix product is not exact")
+
+
+def test_the_command_caps_onednns_kernel_cache_unless_the_user_did(monkeypatch):
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert main(["info"]) == 0
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "8")
+    assert main(["info"]) == 0
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "8"

@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from nmt.config import Config, ModelConfig, load_config  # noqa: E402
 from nmt.data import make_batch  # noqa: E402
+from nmt.device import limit_onednn_kernel_cache  # noqa: E402
 from nmt.preprocess import preprocess  # noqa: E402
 from nmt.scoring import corpus_scores  # noqa: E402
 from nmt.textio import read_lines  # noqa: E402
@@ -184,6 +185,7 @@ def cold_start_training(config: Config, steps: int, threads: int, work: Path) ->
 
 
 def main() -> int:
+    limit_onednn_kernel_cache()  # as the nmt command does
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="directory with Multi30k *.gz files")
