@@ -9,7 +9,8 @@ scores it with `nmt score`: detokenised sacreBLEU and chrF against the
 reference, and tokenised lowercased BLEU (`--moses-tok`) against the dataset's
 own tokenised reference. Systems: the first run's best.pt, the average of its
 last N checkpoints, the ensemble of every run's best.pt, and the ensemble of
-every run's average. Prints a Markdown table (and writes JSON with --json).
+every run's average (choose N and the length penalty, --alpha, on the dev set).
+Prints a Markdown table (and writes JSON with --json).
 
     python tools/converged_results.py --runs runs/m30k_de-en_s1 runs/m30k_de-en_s2 \\
         --src data/multi30k/test_2016_flickr.de.gz --ref data/multi30k/test_2016_flickr.en.gz \\
@@ -73,6 +74,8 @@ def main() -> int:
     parser.add_argument("--average-last", type=int, default=5,
                         help="periodic checkpoints averaged per run (default 5)")
     parser.add_argument("--beams", default="1,5", help="beam sizes (default 1,5)")
+    parser.add_argument("--alpha", type=float,
+                        help="length penalty (default: the checkpoints' decoding config)")
     parser.add_argument("--out", required=True, type=Path,
                         help="directory for averaged checkpoints and translations")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -96,12 +99,15 @@ def main() -> int:
         for beam in (int(b) for b in args.beams.split(",")):
             hypotheses = args.out / f"{name.replace(' ', '_')}.beam{beam}.txt"
             options = [arg for c in checkpoints for arg in ("-c", str(c))]
+            if args.alpha is not None:
+                options += ["--alpha", str(args.alpha)]
             start = time.perf_counter()
             nmt("translate", *options, "-i", args.src, "-o", str(hypotheses),
                 "--beam", str(beam), "--precision", "fp32")
             seconds = time.perf_counter() - start
             rows.append({"system": name, "checkpoints": [str(c) for c in checkpoints],
-                         "beam": beam, "translate_seconds": round(seconds, 2),
+                         "beam": beam, "alpha": args.alpha,
+                         "translate_seconds": round(seconds, 2),
                          **scores(hypotheses, args.ref, args.tok_ref, args.lang)})
 
     print("| system | search | BLEU | chrF | tok. lc. BLEU | translate (whole process) |")
