@@ -432,9 +432,8 @@ class Trainer:
         self.model.load_state_dict(checkpoint.model_state)
         # This process's choice of Adam kernel, not the saved run's (see `adam`).
         fused = self.optimizer.param_groups[0]["fused"]
-        self.optimizer.load_state_dict({
-            **state.optimizer,
-            "param_groups": [{**group, "fused": fused} for group in state.optimizer["param_groups"]]})
+        groups = [{**group, "fused": fused} for group in state.optimizer["param_groups"]]
+        self.optimizer.load_state_dict({**state.optimizer, "param_groups": groups})
         self.policy.load_state_dict(state.policy)
         if state.grad_scaler:  # empty when the scaler is off (fp32, bf16)
             self.scaler.load_state_dict(state.grad_scaler)

@@ -5,7 +5,7 @@ Given the run directories of independently seeded trainings of one config (the
 first is "the" single model), this averages each run's last N periodic
 checkpoints with `nmt average`, then translates the test source with `nmt
 translate` (whole process, timed) for each system, greedy and beam 5, and
-scores it with `nmt score`: detokenised sacreBLEU and chrF against the
+scores it as `nmt score` does (nmt.scoring): detokenised sacreBLEU and chrF against the
 reference, and tokenised lowercased BLEU (`--moses-tok`) against the dataset's
 own tokenised reference. Systems: the first run's best.pt, the average of its
 last N checkpoints, the ensemble of every run's best.pt, and the ensemble of
@@ -27,6 +27,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from nmt.scoring import ScoreOptions, corpus_scores  # noqa: E402
+from nmt.textio import read_lines  # noqa: E402
 
 STOP_LINE = re.compile(r"stopped: (.*); (\d+) steps, (\d+) s of training, (\d+) target tokens/s")
 
@@ -50,15 +56,15 @@ def training_summary(run: Path) -> dict:
 
 
 def scores(hypotheses: Path, ref: str, tok_ref: str, lang: str) -> dict:
-    detok = json.loads(nmt("score", "--ref", ref, "--hyp", str(hypotheses),
-                           "--metrics", "bleu,chrf", "--json"))
-    tok = json.loads(nmt("score", "--ref", tok_ref, "--hyp", str(hypotheses),
-                         "--metrics", "bleu", "--moses-tok", lang, "--json"))
-    result = {s["name"]: s["score"] for s in detok}
-    result["tok_lc_bleu"] = tok[0]["score"]
-    result["signatures"] = {"bleu": detok[0]["signature"], "chrf": detok[1]["signature"],
-                            "tok_lc_bleu": tok[0]["signature"]}
-    return result
+    """What `nmt score` prints, through the same functions: detokenised BLEU and chrF, and
+    tokenised lowercased BLEU (`--moses-tok LANG`) against the tokenised reference."""
+    lines = list(read_lines(hypotheses))
+    bleu, chrf = corpus_scores(lines, [list(read_lines(ref))], ("bleu", "chrf"))
+    [tok] = corpus_scores(lines, [list(read_lines(tok_ref))], ("bleu",),
+                          ScoreOptions(tokenize="none", moses_lang=lang))
+    return {"bleu": bleu.score, "chrf": chrf.score, "tok_lc_bleu": tok.score,
+            "signatures": {"bleu": bleu.signature, "chrf": chrf.signature,
+                           "tok_lc_bleu": tok.signature}}
 
 
 def main() -> int:
