@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nmt.layers import Linear
+
 
 class AdditiveAttention(nn.Module):
     """e_tj = v^T tanh(W q_t + b + U h_j); alpha_t = softmax over real positions; c_t = sum alpha h.
@@ -15,9 +17,9 @@ class AdditiveAttention(nn.Module):
 
     def __init__(self, key_size: int, query_size: int, hidden_size: int):
         super().__init__()
-        self.key_projection = nn.Linear(key_size, hidden_size, bias=False)
-        self.query_projection = nn.Linear(query_size, hidden_size)
-        self.energy = nn.Linear(hidden_size, 1, bias=False)
+        self.key_projection = Linear(key_size, hidden_size, bias=False)
+        self.query_projection = Linear(query_size, hidden_size)
+        self.energy = Linear(hidden_size, 1, bias=False)
 
     def project_keys(self, keys: torch.Tensor) -> torch.Tensor:
         """batch x src_len x key_size -> batch x src_len x hidden_size: 2 U h_j (see forward)."""

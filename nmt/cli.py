@@ -24,6 +24,7 @@ from nmt.config import ServeLimits
 from nmt.device import limit_onednn_kernel_cache
 from nmt.download import add_download_arguments, run_download
 from nmt.errors import NmtError
+from nmt.layers import requested_cpu_matmul, use_onednn
 
 log = logging.getLogger("nmt")
 
@@ -38,6 +39,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "%(asctime)s %(message)s" if args.command in ("train", "ablate")
                    else "%(message)s")
     try:
+        use_onednn(requested_cpu_matmul() == "onednn")
         return args.run(args)
     except NmtError as error:
         print(f"nmt {args.command}: error: {error}", file=sys.stderr)

@@ -22,9 +22,10 @@ from torch import nn
 
 from nmt.attention import AdditiveAttention
 from nmt.config import ModelConfig
+from nmt.layers import GRUCell, Linear, LSTMCell, RNNCell
 from nmt.vocabulary import PAD
 
-CELL_CLASSES = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}
+CELL_CLASSES = {"lstm": LSTMCell, "gru": GRUCell, "rnn": RNNCell}
 
 # One entry per layer: (h, c) for an LSTM, (h,) for the other cells; each batch x hidden.
 DecoderState = list[tuple[torch.Tensor, ...]]
@@ -60,7 +61,7 @@ class Decoder(nn.Module):
         self.attention = (AdditiveAttention(encoder_size, self.hidden_size, config.attention_size)
                           if config.attention == "additive" else None)
         states_per_layer = 2 if self.is_lstm else 1
-        self.bridge = nn.Linear(encoder_size, states_per_layer * self.num_layers * self.hidden_size)
+        self.bridge = Linear(encoder_size, states_per_layer * self.num_layers * self.hidden_size)
         self.input_prev_word = config.decoder_input_prev_word
         self.input_context = config.decoder_input_context
         input_size = ((config.embedding_size if self.input_prev_word else 0)
@@ -69,9 +70,9 @@ class Decoder(nn.Module):
         self.cells = nn.ModuleList(
             cell_class(input_size if i == 0 else self.hidden_size, self.hidden_size)
             for i in range(self.num_layers))
-        self.pre_output = nn.Linear(self.hidden_size + encoder_size + config.embedding_size,
+        self.pre_output = Linear(self.hidden_size + encoder_size + config.embedding_size,
                                     config.output_size)
-        self.output = nn.Linear(config.output_size, vocab_size)
+        self.output = Linear(config.output_size, vocab_size)
         if config.tie_target_embeddings:
             self.output.weight = self.embedding.weight
 

@@ -32,7 +32,7 @@ def limit_onednn_kernel_cache() -> None:
     oneDNN compiles a kernel per operator and shape and keeps 1,024 of them; token-based
     batches (and beams that shrink as sentences finish) keep changing the shapes, and
     bf16 training grew to 2.6-2.9 GB. With 64 a 60-step bf16 run of the reference config
-    peaked at 1.41 GB instead of 1.86 GB, at the same speed (fp32 products run in MKL).
+    peaked at 1.41 GB instead of 1.86 GB, at the same speed.
     oneDNN reads the setting when it first needs the cache: call this early.
     """
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_KERNEL_CACHE))

@@ -15,10 +15,11 @@ import torch
 
 from nmt import __version__
 from nmt.device import Capabilities, choose_precision, detect_capabilities
+from nmt.layers import onednn_available, onednn_in_use
 
 # Settings that change what PyTorch and oneDNN use, worth seeing in a bug report.
 ENVIRONMENT = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS",
-               "CUDA_VISIBLE_DEVICES")
+               "NMT_CPU_MATMUL", "CUDA_VISIBLE_DEVICES")
 
 
 def machine_report(caps: Capabilities | None = None) -> dict:
@@ -42,6 +43,7 @@ def machine_report(caps: Capabilities | None = None) -> dict:
             "bf16_instructions": caps.cpu_bf16_instructions,
             "amx": caps.cpu_amx,
             "int8_exact": caps.int8_exact,
+            "fp32_products": "onednn" if onednn_in_use() else "pytorch",
             "auto_precision": _auto(torch.device("cpu"), caps),
         },
         "cuda": [dict(dataclasses.asdict(gpu),
@@ -75,6 +77,7 @@ def report_text(report: dict) -> str:
         f"  AMX: {'yes' if cpu['amx'] else 'no'}",
         "  int8: " + ("exact int8 products (VNNI)" if cpu["int8_exact"]
                       else "not available (no exact int8 product: needs VNNI)"),
+        f"  fp32 products: {_products(cpu['fp32_products'])}",
         _auto_line(cpu["auto_precision"]),
     ]
     if report["environment"]:
@@ -89,6 +92,13 @@ def report_text(report: dict) -> str:
                      f"bf16 {'yes' if gpu['bf16'] else 'no'}")
         lines.append(_auto_line(gpu["auto_precision"]))
     return "\n".join(lines)
+
+
+def _products(backend: str) -> str:
+    if backend == "onednn":
+        return "oneDNN (NMT_CPU_MATMUL=pytorch for PyTorch's own)"
+    return "PyTorch's own" + (" (NMT_CPU_MATMUL=pytorch)" if onednn_available()
+                              else " (this PyTorch has no oneDNN)")
 
 
 def _auto_line(auto: dict) -> str:

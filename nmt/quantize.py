@@ -25,6 +25,11 @@ CELL_KINDS = {nn.LSTMCell: "lstm", nn.GRUCell: "gru", nn.RNNCell: "rnn",
               nn.LSTM: "lstm", nn.GRU: "gru", nn.RNN: "rnn"}
 
 
+def cell_kind(module: nn.Module) -> str:
+    """'lstm', 'gru' or 'rnn' for a recurrent cell or layer (or a subclass of one)."""
+    return next(kind for cls, kind in CELL_KINDS.items() if isinstance(module, cls))
+
+
 def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric int8 quantisation of each row of a 2-D float tensor.
 
@@ -118,7 +123,7 @@ class Int8Cell(nn.Module):
 
     def __init__(self, cell: nn.Module):
         super().__init__()
-        self.kind, self.activation = CELL_KINDS[type(cell)], _activation(cell)
+        self.kind, self.activation = cell_kind(cell), _activation(cell)
         if self.kind == "gru":
             self.input = gate_projection("gru", cell.weight_ih, cell.bias_ih)
             self.hidden = gate_projection("gru", cell.weight_hh, cell.bias_hh)
@@ -146,7 +151,7 @@ class Int8Recurrent(nn.Module):
 
     def __init__(self, rnn: nn.RNNBase):
         super().__init__()
-        self.kind, self.activation = CELL_KINDS[type(rnn)], _activation(rnn)
+        self.kind, self.activation = cell_kind(rnn), _activation(rnn)
         self.hidden_size = rnn.hidden_size
         suffixes = ["_reverse"] if rnn.bidirectional else []
         self.layers = nn.ModuleList(

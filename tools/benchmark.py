@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO / "tools"))
 
 from nmt.config import Config, ModelConfig, load_config  # noqa: E402
 from nmt.data import make_batch  # noqa: E402
+from nmt import layers  # noqa: E402
 from nmt.device import limit_onednn_kernel_cache  # noqa: E402
 from nmt.preprocess import preprocess  # noqa: E402
 from nmt.scoring import corpus_scores  # noqa: E402
@@ -56,16 +57,24 @@ from nmt.training import Trainer  # noqa: E402
 import peer_opennmt  # noqa: E402
 
 
-def matmul_peak(dtype: torch.dtype, m: int, k: int, n: int, repeats: int = 5) -> float:
-    """GFLOP/s of torch.matmul at one shape (median of `repeats` timed runs)."""
-    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+def matmul_peak(dtype: torch.dtype, m: int, k: int, n: int, repeats: int = 5,
+                onednn: bool = False) -> float:
+    """GFLOP/s of x W^T at one shape, by torch.matmul or (`onednn`) by the oneDNN product
+    nmt's layers use; the median of `repeats` timed runs."""
+    x, w = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
+    if onednn:
+        return _rate(lambda: layers.onednn_product(x, w, None), m, k, n, repeats)
+    return _rate(lambda: torch.matmul(x, w.t()), m, k, n, repeats)
+
+
+def _rate(product, m: int, k: int, n: int, repeats: int) -> float:
     iterations = max(1, int(2e10 / (2 * m * k * n)))  # about 20 GFLOP per timed run
-    torch.matmul(a, b)
+    product()
     rates = []
     for _ in range(repeats):
         started = time.perf_counter()
         for _ in range(iterations):
-            torch.matmul(a, b)
+            product()
         rates.append(2 * m * k * n * iterations / (time.perf_counter() - started) / 1e9)
     return statistics.median(rates)
 
@@ -200,6 +209,10 @@ def main() -> int:
     parser.add_argument("--translate-batch-size", type=int, default=None,
                         help="sentences per translation batch (default: the checkpoint's)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--cpu-matmul", choices=layers.CPU_MATMUL_CHOICES,
+                        default=layers.requested_cpu_matmul(),
+                        help="float32 CPU products of nmt's layers, here and in the nmt "
+                        "processes it starts (default: NMT_CPU_MATMUL, else onednn)")
     parser.add_argument("--translate-precisions", default="fp32,bf16,int8",
                         help="comma-separated translation precisions to measure")
     parser.add_argument("--profile", action="store_true",
@@ -215,6 +228,8 @@ def main() -> int:
                         "(default: the one its comparison run trained)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    os.environ["NMT_CPU_MATMUL"] = args.cpu_matmul  # for the nmt processes started below
+    layers.use_onednn(args.cpu_matmul == "onednn")
     work = Path(args.work or tempfile.mkdtemp(prefix="nmt-bench-"))
 
     config = load_config(args.config)
@@ -228,6 +243,7 @@ def main() -> int:
     config.training.precision = args.precision
     results: dict = {
         "precision": args.precision,
+        "cpu_matmul": args.cpu_matmul if layers.onednn_available() else "pytorch",
         "machine": {"cpu_count": os.cpu_count(), "threads": args.threads,
                     "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version(), "torch": torch.__version__,
@@ -251,9 +267,15 @@ def main() -> int:
         "fp32_decoder_step": matmul_peak(torch.float32, 64, 768, 2048),
         "bf16_2048": matmul_peak(torch.bfloat16, 2048, 2048, 2048),
     }
+    if layers.onednn_available():
+        results["matmul_gflop_s"].update(
+            fp32_2048_onednn=matmul_peak(torch.float32, 2048, 2048, 2048, onednn=True),
+            fp32_decoder_step_onednn=matmul_peak(torch.float32, 64, 768, 2048, onednn=True))
     results["training"] = benchmark_training(config, args.steps, args.warmup, args.profile)
+    # The machine's fp32 peak: the faster of the two products it has.
+    fp32_peak = max(v for k, v in results["matmul_gflop_s"].items() if k.startswith("fp32_2048"))
     results["training"]["fraction_of_fp32_peak"] = (
-        results["training"]["achieved_gflop_s"] / results["matmul_gflop_s"]["fp32_2048"])
+        results["training"]["achieved_gflop_s"] / fp32_peak)
 
     if args.checkpoint:
         source = Path(f"{args.data}/test_2016_flickr.{src}.gz")
@@ -327,14 +349,18 @@ def print_machine(results: dict) -> None:
     machine = results["machine"]
     print(f"machine: {machine['cpu_count']} CPUs ({machine['processor']}), "
           f"{machine['threads']} threads, torch {machine['torch']}, device {machine['device']}")
-    print(f"workload: {results['workload']}; training precision {results['precision']}")
+    print(f"workload: {results['workload']}; training precision {results['precision']}; "
+          f"fp32 CPU products: {results['cpu_matmul']}")
 
 
 def print_table(results: dict) -> None:
     print_machine(results)
     peaks = results["matmul_gflop_s"]
     print(f"matmul peak GFLOP/s: fp32 2048^3 {peaks['fp32_2048']:.0f}, fp32 64x768x2048 "
-          f"{peaks['fp32_decoder_step']:.0f}, bf16 2048^3 {peaks['bf16_2048']:.0f}")
+          f"{peaks['fp32_decoder_step']:.0f}, bf16 2048^3 {peaks['bf16_2048']:.0f} (torch.matmul)")
+    if "fp32_2048_onednn" in peaks:
+        print(f"  oneDNN fp32 product: 2048^3 {peaks['fp32_2048_onednn']:.0f}, 64x768x2048 "
+              f"{peaks['fp32_decoder_step_onednn']:.0f}")
     if "preprocess" in results:
         print(f"preprocess: {results['preprocess']['pairs_per_s']:.0f} pairs/s")
     t = results["training"]
