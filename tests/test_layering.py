@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "nmt"
-MODEL = {"attention", "encoder", "decoder", "model", "decode_step"}
+MODEL = {"layers", "attention", "encoder", "decoder", "model", "decode_step"}
 ABOVE_THE_MODEL = {"search", "training", "translation", "translate_io", "cli", "serve", "plot",
                    "ablate", "checkpoint", "evaluation", "policy", "batching"}
 MODEL_INTERNALS = {"attention", "encoder", "decoder"}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from conftest import random_batch, tiny_model
-from nmt.encoder import reverse_padded
+from nmt.encoder import reverse_padded, run_padded
 from nmt.model import token_nll
 from nmt.vocabulary import PAD
 
@@ -108,3 +110,43 @@ def test_attention_equals_the_tanh_formula_with_its_gradients():
              for w in (weights, expected)]
     for new, old in zip(*grads):
         torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer,kwargs", [
+    (nn.LSTM, {}), (nn.GRU, {}), (nn.RNN, {}), (nn.RNN, {"nonlinearity": "relu"}),
+    (nn.LSTM, {"bidirectional": False}), (nn.LSTM, {"bias": False})])
+def test_whole_tensor_recurrence_equals_the_packed_one_with_gradients(layer, kwargs):
+    torch.manual_seed(0)
+    settings = {"num_layers": 2, "bidirectional": True, "batch_first": True, **kwargs}
+    rnn = layer(6, 5, **settings)
+    inputs = torch.randn(4, 7, 6)
+    lengths = torch.tensor([3, 7, 1, 5])
+    weights = torch.randn(4, 7, rnn.hidden_size * (2 if rnn.bidirectional else 1))
+
+    def outputs_and_grads(run):
+        x = inputs.clone().requires_grad_()
+        rnn.zero_grad()
+        out = run(x)
+        (out * weights).sum().backward()
+        return [out.detach(), x.grad] + [p.grad.clone() for p in rnn.parameters()]
+
+    def packed(x):
+        out, _ = rnn(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+        return pad_packed_sequence(out, batch_first=True, total_length=7)[0]
+
+    for ours, theirs in zip(outputs_and_grads(lambda x: run_padded(rnn, x, lengths)),
+                            outputs_and_grads(packed)):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_the_encoder_summary_is_the_top_layers_final_states(bidirectional):
+    model = tiny_model(bidirectional=bidirectional)
+    src, lengths = random_batch(2, [6, 3, 5, 1])
+    annotations, summary = model.encoder(src, lengths)
+    packed = pack_padded_sequence(model.encoder.embedding(src), lengths, batch_first=True,
+                                  enforce_sorted=False)
+    _, (hidden, _) = model.encoder.rnn(packed)
+    directions = 2 if bidirectional else 1
+    torch.testing.assert_close(summary, torch.cat(list(hidden[-directions:]), dim=1))
+    assert torch.all(annotations[1, 3:] == 0) and torch.all(annotations[3, 1:] == 0)
