@@ -22,7 +22,7 @@ from torch import nn
 
 from nmt.attention import AdditiveAttention
 from nmt.config import ModelConfig
-from nmt.layers import GRUCell, Linear, LSTMCell, RNNCell
+from nmt.layers import Dropout, GRUCell, Linear, LSTMCell, RNNCell
 from nmt.vocabulary import PAD
 
 CELL_CLASSES = {"lstm": LSTMCell, "gru": GRUCell, "rnn": RNNCell}
@@ -57,7 +57,7 @@ class Decoder(nn.Module):
         self.num_layers = config.decoder_layers
         self.hidden_size = config.decoder_hidden_size
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=PAD)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.attention = (AdditiveAttention(encoder_size, self.hidden_size, config.attention_size)
                           if config.attention == "additive" else None)
         states_per_layer = 2 if self.is_lstm else 1

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import ModelConfig
+from nmt.layers import Dropout, dropout
 from nmt.vocabulary import PAD
 
 RNN_CLASSES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -45,7 +45,7 @@ def run_padded(rnn: nn.RNNBase, inputs: torch.Tensor, lengths: torch.Tensor) -> 
     layer_input = inputs
     for layer in range(rnn.num_layers):
         if layer > 0:
-            layer_input = F.dropout(layer_input, rnn.dropout, rnn.training)
+            layer_input = dropout(layer_input, rnn.dropout, rnn.training)
         outputs = []
         for suffix in ("", "_reverse") if rnn.bidirectional else ("",):
             weights = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in names]
@@ -69,7 +69,7 @@ class Encoder(nn.Module):
         super().__init__()
         self.reverse_source = config.reverse_source
         self.embedding = nn.Embedding(vocab_size, config.embedding_size, padding_idx=PAD)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.rnn = RNN_CLASSES[config.cell](
             config.embedding_size, config.encoder_hidden_size,
             num_layers=config.encoder_layers, bidirectional=config.bidirectional,

@@ -167,3 +167,27 @@ def test_the_environment_chooses_the_product_and_info_says_which(monkeypatch, ca
             "nmt info: error: NMT_CPU_MATMUL='mkl': expected one of onednn, pytorch")
     finally:
         layers.use_onednn(before)
+
+
+def test_dropout_keeps_each_value_with_probability_1_minus_p_scaled_up():
+    torch.manual_seed(0)
+    x = torch.rand(200, 500) + 0.5
+    module = layers.Dropout(0.3)
+    x.requires_grad_()
+    out = module(x)
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01
+    torch.testing.assert_close(out[kept], (x / 0.7)[kept])
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / 0.7)  # the gradient passes where kept
+    torch.manual_seed(1)
+    first = module(x)
+    torch.manual_seed(1)
+    assert torch.equal(first, module(x))  # reproducible from the seed
+    assert torch.equal(module.eval()(x), x)
+
+
+def test_dropout_of_zero_and_one():
+    x = torch.rand(3, 4)
+    assert torch.equal(layers.dropout(x, 0.0, True), x)
+    assert torch.equal(layers.dropout(x, 1.0, True), torch.zeros(3, 4))
