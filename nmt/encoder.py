@@ -16,16 +16,27 @@ RECURRENCES = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh,
                "RNN_RELU": torch.rnn_relu}
 
 
+def reversed_positions(lengths: torch.Tensor, length: int, device: torch.device
+                       ) -> torch.Tensor:
+    """batch x length: where each position of a row reversed within its length reads from
+    (padding positions read themselves)."""
+    positions = torch.arange(length, device=device).unsqueeze(0)
+    lengths = lengths.to(device).unsqueeze(1)
+    return torch.where(positions < lengths, lengths - 1 - positions, positions)
+
+
+def gather_positions(tensor: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rows of `tensor` (batch x len x ...) reordered along len by `positions` (batch x len)."""
+    if tensor.dim() > 2:
+        positions = positions.view(*positions.shape, *[1] * (tensor.dim() - 2))
+        positions = positions.expand_as(tensor)
+    return tensor.gather(1, positions)
+
+
 def reverse_padded(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Reverse the first `lengths[b]` positions of each row (batch x len x ...); padding
     stays at the end."""
-    positions = torch.arange(tokens.size(1), device=tokens.device).unsqueeze(0)
-    lengths = lengths.to(tokens.device).unsqueeze(1)
-    source_positions = torch.where(positions < lengths, lengths - 1 - positions, positions)
-    if tokens.dim() > 2:
-        source_positions = source_positions.view(*source_positions.shape, *[1] * (tokens.dim() - 2))
-        source_positions = source_positions.expand_as(tokens)
-    return tokens.gather(1, source_positions)
+    return gather_positions(tokens, reversed_positions(lengths, tokens.size(1), tokens.device))
 
 
 def run_padded(rnn: nn.RNNBase, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -40,6 +51,7 @@ def run_padded(rnn: nn.RNNBase, inputs: torch.Tensor, lengths: torch.Tensor) -> 
     """
     recurrence = RECURRENCES[rnn.mode]
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[:4 if rnn.bias else 2]
+    reverse = reversed_positions(lengths, inputs.size(1), inputs.device)  # once per batch
     zeros = inputs.new_zeros(1, inputs.size(0), rnn.hidden_size)
     initial = (zeros, zeros) if rnn.mode == "LSTM" else zeros
     layer_input = inputs
@@ -49,10 +61,10 @@ def run_padded(rnn: nn.RNNBase, inputs: torch.Tensor, lengths: torch.Tensor) -> 
         outputs = []
         for suffix in ("", "_reverse") if rnn.bidirectional else ("",):
             weights = [getattr(rnn, f"{name}_l{layer}{suffix}") for name in names]
-            source = reverse_padded(layer_input, lengths) if suffix else layer_input
+            source = gather_positions(layer_input, reverse) if suffix else layer_input
             output = recurrence(source, initial, weights, rnn.bias, 1, 0.0, rnn.training,
                                 False, True)[0]
-            outputs.append(reverse_padded(output, lengths) if suffix else output)
+            outputs.append(gather_positions(output, reverse) if suffix else output)
         layer_input = torch.cat(outputs, dim=2)
     real = torch.arange(inputs.size(1), device=inputs.device) < lengths.to(inputs.device)[:, None]
     return layer_input * real.unsqueeze(2)
@@ -61,8 +73,8 @@ def run_padded(rnn: nn.RNNBase, inputs: torch.Tensor, lengths: torch.Tensor) -> 
 class Encoder(nn.Module):
     """Embeds the source and runs a multi-layer RNN over it, bidirectional unless configured off.
 
-    Padding is handled with packed sequences, so a sentence's encoding does not
-    depend on the other sentences of its batch.
+    Each sentence is read within its own length (see `run_padded`), so its encoding
+    does not depend on the other sentences of its batch.
     """
 
     def __init__(self, vocab_size: int, config: ModelConfig):
